@@ -1,0 +1,1 @@
+"""Fashion-MNIST CNNs trained with PyTorch Lightning: a project template."""

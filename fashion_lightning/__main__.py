@@ -1,0 +1,3 @@
+from fashion_lightning.cli import main
+
+main()

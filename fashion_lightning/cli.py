@@ -1,0 +1,97 @@
+"""The ``fashion-lightning`` command: LightningCLI with checkpoints, run folders and resume built in."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from fashion_lightning.data import DataError, FashionMNISTDataModule
+from fashion_lightning.models import FashionClassifier
+from fashion_lightning.runs import CheckpointError, resolve_checkpoint, run_version
+
+
+class FashionLightningCLI(LightningCLI):
+    """``fit``/``validate``/``test``/``predict`` for ``FashionClassifier`` on ``FashionMNISTDataModule``.
+
+    On top of LightningCLI:
+    - a ModelCheckpoint (``--checkpoint.*``) that keeps the best by ``val/acc`` and ``last.ckpt``;
+    - TensorBoard logs each run into ``<default_root_dir>/version_N``, and ``config.yaml`` beside them;
+    - ``--ckpt_path last|best`` finds the latest run's checkpoint in a fresh process, and a run resumed
+      from a checkpoint keeps writing into the run folder the checkpoint came from.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.run_version: str | None = None
+        kwargs.setdefault("save_config_kwargs", {"overwrite": True})  # a resumed run re-saves its config
+        kwargs.setdefault("auto_configure_optimizers", False)  # the model takes model.optimizer/scheduler
+        super().__init__(FashionClassifier, FashionMNISTDataModule, *args, **kwargs)
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # In code rather than in trainer.callbacks, so a config's callback list cannot drop it.
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val/acc",
+                "checkpoint.mode": "max",
+                "checkpoint.save_last": True,
+                "checkpoint.filename": "epoch={epoch}-step={step}-val_acc={val/acc:.4f}",
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
+
+    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        if subcommand:
+            self._resolve_ckpt_path(self.config[subcommand], subcommand)
+
+    def _resolve_ckpt_path(self, config, subcommand: str) -> None:
+        """Turn ``last``/``best`` into a file before Lightning reads the checkpoint's hyperparameters."""
+        if not config.get("ckpt_path"):
+            return
+        root = self._root_dir(config)
+        path = resolve_checkpoint(config.ckpt_path, root)
+        if path is None and subcommand == "fit":
+            print(f"--ckpt_path {config.ckpt_path}: no checkpoint under {root} yet; starting a new run.",
+                  file=sys.stderr)
+            config.ckpt_path = None
+            return
+        if path is None:
+            raise SystemExit(f"--ckpt_path {config.ckpt_path}: no run with checkpoints under {root}. "
+                             "Train first (fit), or give a checkpoint path.")
+        config.ckpt_path = str(path)
+        self.run_version = run_version(path, root)
+
+    def before_instantiate_classes(self) -> None:
+        if self.subcommand != "fit":
+            # test/validate/predict may log into a training run's folder: keep that run's config.yaml
+            self.save_config_callback = None
+
+    @staticmethod
+    def _root_dir(config) -> str:
+        return config.trainer.get("default_root_dir") or os.getcwd()
+
+    def instantiate_trainer(self, **kwargs):
+        trainer_config = self.config[self.subcommand].trainer
+        if trainer_config.get("logger") in (None, True):
+            kwargs["logger"] = TensorBoardLogger(
+                save_dir=self._root_dir(self.config[self.subcommand]),
+                name="",
+                version=self.run_version,  # None: the next version_N
+                default_hp_metric=False,  # hp_metric is logged from val/acc_best instead of -1
+            )
+        return super().instantiate_trainer(**kwargs)
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the CLI; our own errors (bad data, missing checkpoints) end with their message, not a traceback."""
+    try:
+        FashionLightningCLI(args=args)
+    except (DataError, CheckpointError) as err:
+        if os.environ.get("FASHION_LIGHTNING_TRACEBACK"):
+            raise
+        sys.exit(f"error: {err}")

@@ -1,0 +1,134 @@
+"""The LightningModule that trains any of the networks on Fashion-MNIST."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures go to TensorBoard, never to a window
+
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from lightning.pytorch import LightningModule  # noqa: E402
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable  # noqa: E402
+from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
+from torch import nn  # noqa: E402
+from torchmetrics import MaxMetric, MeanMetric  # noqa: E402
+from torchmetrics.classification import MulticlassAccuracy  # noqa: E402
+from torchvision.datasets import FashionMNIST  # noqa: E402
+
+from fashion_lightning.models.metrics import CONFUSION_MATRIX, class_accuracy_table, stage_metrics  # noqa: E402
+
+
+class FashionClassifier(LightningModule):
+    """Cross-entropy training of ``net``, with per-class metrics for validation and test.
+
+    The optimizer and the learning-rate scheduler come from the config (``model.optimizer``,
+    ``model.scheduler``), so any ``torch.optim`` class can be chosen without code.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        class_names: Sequence[str] = tuple(FashionMNIST.classes),
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__()
+        # Under the CLI this records the config of `net`, so a checkpoint rebuilds the same network.
+        self.save_hyperparameters()
+        self.net = net
+        self.class_names = list(class_names)
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.train_acc = MulticlassAccuracy(len(self.class_names))
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        self.val_metrics = stage_metrics(self.class_names, "val")
+        self.test_metrics = stage_metrics(self.class_names, "test")
+        self.val_acc_best = MaxMetric()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    def model_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        images, labels = batch
+        logits = self(images)
+        return F.cross_entropy(logits, labels), logits, labels
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        loss, logits, labels = self.model_step(batch)
+        self.train_loss.update(loss.detach(), len(labels))
+        self.train_acc.update(logits.detach(), labels)
+        self.log("train/loss_step", loss.detach(), prog_bar=True)
+        return loss
+
+    def on_train_start(self) -> None:
+        # the sanity check's few batches must not count towards the best accuracy
+        self.val_acc_best.reset()
+
+    def on_train_epoch_end(self) -> None:
+        self.log_dict({"train/loss": self.train_loss.compute(), "train/acc": self.train_acc.compute()})
+        self.train_loss.reset()
+        self.train_acc.reset()
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        loss, logits, labels = self.model_step(batch)
+        self.val_loss.update(loss, len(labels))
+        self.val_metrics.update(logits, labels)
+
+    def on_validation_epoch_end(self) -> None:
+        results = self._log_stage(self.val_metrics, self.val_loss)
+        if self.trainer.sanity_checking:
+            return
+        self.val_acc_best.update(results["val/acc"])
+        best = self.val_acc_best.compute()
+        self.log_dict({"val/acc_best": best, "hp_metric": best})
+        if self.current_epoch == 0 and isinstance(self.logger, TensorBoardLogger):
+            # list the run in TensorBoard's HParams tab against a real metric (Lightning's default is -1)
+            self.logger.log_hyperparams(self.hparams, {"hp_metric": best})
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        loss, logits, labels = self.model_step(batch)
+        self.test_loss.update(loss, len(labels))
+        self.test_metrics.update(logits, labels)
+
+    def on_test_epoch_end(self) -> None:
+        results = self._log_stage(self.test_metrics, self.test_loss)
+        if self.trainer.is_global_zero:
+            print(f"\nTest Loss: {results['test/loss']:.6f}\n")
+            print(class_accuracy_table(results["test/" + CONFUSION_MATRIX], self.class_names))
+
+    def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
+        images, _ = batch
+        return self(images).softmax(dim=1)
+
+    def _log_stage(self, metrics, loss) -> dict[str, torch.Tensor]:
+        """compute -> log plain scalars -> reset (torchmetrics' pattern for per-class metrics)."""
+        prefix = metrics.prefix
+        results = {f"{prefix}loss": loss.compute(), **metrics.compute()}
+        metrics.reset()
+        loss.reset()
+        confusion = results[prefix + CONFUSION_MATRIX]
+        self.log_dict({k: v for k, v in results.items() if k != prefix + CONFUSION_MATRIX})
+        if not self.trainer.sanity_checking:
+            self._log_confusion_figure(metrics[CONFUSION_MATRIX], confusion, f"{prefix}confusion_matrix")
+        return results
+
+    def _log_confusion_figure(self, metric, confusion: torch.Tensor, tag: str) -> None:
+        logger = self.logger
+        if not (self.trainer.is_global_zero and isinstance(logger, TensorBoardLogger)):
+            return
+        fig, ax = metric.plot(confusion.cpu(), labels=self.class_names)
+        fig.set_size_inches(8, 8)
+        ax.set_title(f"{tag} (epoch {self.current_epoch})")
+        logger.experiment.add_figure(tag, fig, global_step=self.global_step)
+        plt.close(fig)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer(self.parameters())
+        if self.scheduler is None:
+            return optimizer
+        scheduler = self.scheduler(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"}}

@@ -1,0 +1,59 @@
+"""The metrics of one evaluation stage, and the notes' per-class accuracy table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+)
+from torchmetrics.wrappers import ClasswiseWrapper
+
+CONFUSION_MATRIX = "confusion_matrix"
+
+
+def stage_metrics(class_names: Sequence[str], stage: str) -> MetricCollection:
+    """``{stage}/acc``, ``{stage}/f1`` (macro), per-class ``{stage}/acc|precision|f1/<class>`` and the confusion matrix.
+
+    Per-class accuracy is recall: the share of a class's images that were given that class, as in
+    the notes' table. Compute groups are off: with ClasswiseWrapper they warn on every epoch, and
+    the separate updates cost little next to the forward pass.
+    """
+    n, labels = len(class_names), list(class_names)
+
+    def per_class(metric: type, name: str) -> ClasswiseWrapper:
+        return ClasswiseWrapper(metric(num_classes=n, average=None), labels=labels, prefix=f"{name}/")
+
+    return MetricCollection(
+        {
+            "acc": MulticlassAccuracy(n, average="micro"),
+            "f1": MulticlassF1Score(n, average="macro"),
+            "acc_per_class": per_class(MulticlassRecall, "acc"),
+            "precision_per_class": per_class(MulticlassPrecision, "precision"),
+            "f1_per_class": per_class(MulticlassF1Score, "f1"),
+            CONFUSION_MATRIX: MulticlassConfusionMatrix(n),
+        },
+        prefix=f"{stage}/",
+        compute_groups=False,
+    )
+
+
+def class_accuracy_table(confusion: torch.Tensor, class_names: Sequence[str]) -> str:
+    """The notes' report: ``Test Accuracy of Shirt: 62% (620/1000)`` per class, then the overall line."""
+    correct, total = confusion.diag().tolist(), confusion.sum(dim=1).tolist()
+    lines = []
+    for name, right, count in zip(class_names, correct, total):
+        if count:
+            lines.append(f"Test Accuracy of {name:>5}: {100 * right // count:2d}% ({right:2d}/{count:2d})")
+        else:
+            lines.append(f"Test Accuracy of {name:>5}: N/A (no test images)")
+    right, count = sum(correct), sum(total)
+    overall = f"{100 * right // count:2d}%" if count else "N/A"
+    lines.append(f"\nTest Accuracy (Overall): {overall} ({right}/{count})")
+    return "\n".join(lines)

@@ -1,0 +1,76 @@
+"""Run folders: ``<default_root_dir>/version_N/`` holds one training run's TensorBoard events, its
+``config.yaml`` and ``checkpoints/`` (``last.ckpt`` and the best by ``val/acc``).
+
+Lightning resolves ``ckpt_path="last"``/``"best"`` only inside the folder of the *current* logger
+version, or the process that trained; these helpers find them across runs so that a fresh process
+can resume or test, and so that a resumed run keeps writing into its own folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+CHECKPOINTS = "checkpoints"
+LAST = "last.ckpt"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that was asked for cannot be found or read; the message says what to do."""
+
+
+def latest_last_checkpoint(root: str | Path) -> Path | None:
+    """The most recently written ``last.ckpt`` of any run under ``root``."""
+    root = Path(root)
+    found = [*root.glob(f"*/{CHECKPOINTS}/{LAST}"), *root.glob(f"{CHECKPOINTS}/{LAST}")]
+    return max(found, key=lambda p: p.stat().st_mtime, default=None)
+
+
+def best_checkpoint(last: Path) -> Path:
+    """The best checkpoint that the ModelCheckpoint state stored in ``last`` recorded."""
+    state = read_checkpoint(last)
+    recorded = [
+        Path(cb["best_model_path"])
+        for cb in state.get("callbacks", {}).values()
+        if isinstance(cb, dict) and cb.get("best_model_path")
+    ]
+    if not recorded:
+        raise CheckpointError(f"{last} records no best checkpoint (was validation ever run?); "
+                              f"use --ckpt_path last or a path instead")
+    # the run folder may have been moved or copied since: look beside `last` first
+    for candidate in (last.parent / recorded[0].name, recorded[0]):
+        if candidate.is_file():
+            return candidate
+    raise CheckpointError(f"the best checkpoint recorded in {last}, {recorded[0].name}, no longer exists; "
+                          f"use --ckpt_path last or a path instead")
+
+
+def resolve_checkpoint(ckpt_path: str, root: str | Path) -> Path | None:
+    """``"last"``/``"best"`` -> the file in the latest run under ``root`` (None if there is no run); a path -> itself."""
+    if ckpt_path not in ("last", "best"):
+        path = Path(ckpt_path)
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint {path} does not exist; give an existing .ckpt file, "
+                                  f"or 'last'/'best' for the latest run under {root}")
+        return path
+    last = latest_last_checkpoint(root)
+    if last is None:
+        return None
+    return last if ckpt_path == "last" else best_checkpoint(last)
+
+
+def run_version(checkpoint: Path, root: str | Path) -> str | None:
+    """The name of the run folder directly under ``root`` that holds ``checkpoint``, if it is one."""
+    folder = checkpoint.resolve().parent
+    if folder.name == CHECKPOINTS and folder.parent.parent == Path(root).resolve():
+        return folder.parent.name
+    return None
+
+
+def read_checkpoint(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many kinds for a damaged file
+        raise CheckpointError(f"cannot read checkpoint {path} ({type(err).__name__}: {err}); it is "
+                              f"damaged or not a Lightning checkpoint: use another one") from None
