@@ -18,7 +18,8 @@ class FashionLightningCLI(LightningCLI):
     """``fit``/``validate``/``test``/``predict`` for ``FashionClassifier`` on ``FashionMNISTDataModule``.
 
     On top of LightningCLI:
-    - a ModelCheckpoint (``--checkpoint.*``) that keeps the best by ``val/acc`` and ``last.ckpt``;
+    - checkpoints: the best by ``val/acc`` (``--best_checkpoint.*``) and ``last.ckpt`` after every
+      validation (``--last_checkpoint.*``);
     - TensorBoard logs each run into ``<default_root_dir>/version_N``, and ``config.yaml`` beside them;
     - ``--ckpt_path last|best`` finds the latest run's checkpoint in a fresh process, and a run resumed
       from a checkpoint keeps writing into the run folder the checkpoint came from.
@@ -31,16 +32,22 @@ class FashionLightningCLI(LightningCLI):
         super().__init__(FashionClassifier, FashionMNISTDataModule, *args, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        # In code rather than in trainer.callbacks, so a config's callback list cannot drop it.
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        # In code rather than in trainer.callbacks, so a config's callback list cannot drop them.
+        parser.add_lightning_class_args(ModelCheckpoint, "best_checkpoint")
         parser.set_defaults(
             {
-                "checkpoint.monitor": "val/acc",
-                "checkpoint.mode": "max",
-                "checkpoint.save_last": True,
-                "checkpoint.filename": "epoch={epoch}-step={step}-val_acc={val/acc:.4f}",
-                "checkpoint.auto_insert_metric_name": False,
+                "best_checkpoint.monitor": "val/acc",
+                "best_checkpoint.mode": "max",
+                "best_checkpoint.filename": "epoch={epoch}-step={step}-val_acc={val/acc:.4f}",
+                "best_checkpoint.auto_insert_metric_name": False,
             }
+        )
+        # Since Lightning 2.6, `save_last=True` rewrites last.ckpt only when a top-k checkpoint is saved
+        # in the same step, so it would lag behind whenever val/acc does not improve. A second callback
+        # without a monitor overwrites last.ckpt after every validation instead.
+        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
+        parser.set_defaults(
+            {"last_checkpoint.filename": "last", "last_checkpoint.enable_version_counter": False}
         )
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
@@ -56,13 +63,17 @@ class FashionLightningCLI(LightningCLI):
         root = self._root_dir(config)
         path = resolve_checkpoint(config.ckpt_path, root)
         if path is None and subcommand == "fit":
-            print(f"--ckpt_path {config.ckpt_path}: no checkpoint under {root} yet; starting a new run.",
-                  file=sys.stderr)
+            print(
+                f"--ckpt_path {config.ckpt_path}: no checkpoint under {root} yet; starting a new run.",
+                file=sys.stderr,
+            )
             config.ckpt_path = None
             return
         if path is None:
-            raise SystemExit(f"--ckpt_path {config.ckpt_path}: no run with checkpoints under {root}. "
-                             "Train first (fit), or give a checkpoint path.")
+            raise SystemExit(
+                f"--ckpt_path {config.ckpt_path}: no run with checkpoints under {root}. "
+                "Train first (fit), or give a checkpoint path."
+            )
         config.ckpt_path = str(path)
         self.run_version = run_version(path, root)
 

@@ -33,26 +33,32 @@ def best_checkpoint(last: Path) -> Path:
     recorded = [
         Path(cb["best_model_path"])
         for cb in state.get("callbacks", {}).values()
-        if isinstance(cb, dict) and cb.get("best_model_path")
+        if isinstance(cb, dict) and cb.get("monitor") and cb.get("best_model_path")
     ]
     if not recorded:
-        raise CheckpointError(f"{last} records no best checkpoint (was validation ever run?); "
-                              f"use --ckpt_path last or a path instead")
+        raise CheckpointError(
+            f"{last} records no best checkpoint (was validation ever run?); "
+            f"use --ckpt_path last or a path instead"
+        )
     # the run folder may have been moved or copied since: look beside `last` first
     for candidate in (last.parent / recorded[0].name, recorded[0]):
         if candidate.is_file():
             return candidate
-    raise CheckpointError(f"the best checkpoint recorded in {last}, {recorded[0].name}, no longer exists; "
-                          f"use --ckpt_path last or a path instead")
+    raise CheckpointError(
+        f"the best checkpoint recorded in {last}, {recorded[0].name}, no longer exists; "
+        f"use --ckpt_path last or a path instead"
+    )
 
 
 def resolve_checkpoint(ckpt_path: str, root: str | Path) -> Path | None:
-    """``"last"``/``"best"`` -> the file in the latest run under ``root`` (None if there is no run); a path -> itself."""
+    """``last``/``best`` -> that file of the latest run under ``root`` (None: no run); a path: itself."""
     if ckpt_path not in ("last", "best"):
         path = Path(ckpt_path)
         if not path.is_file():
-            raise CheckpointError(f"checkpoint {path} does not exist; give an existing .ckpt file, "
-                                  f"or 'last'/'best' for the latest run under {root}")
+            raise CheckpointError(
+                f"checkpoint {path} does not exist; give an existing .ckpt file, "
+                f"or 'last'/'best' for the latest run under {root}"
+            )
         return path
     last = latest_last_checkpoint(root)
     if last is None:
@@ -72,5 +78,7 @@ def read_checkpoint(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many kinds for a damaged file
-        raise CheckpointError(f"cannot read checkpoint {path} ({type(err).__name__}: {err}); it is "
-                              f"damaged or not a Lightning checkpoint: use another one") from None
+        raise CheckpointError(
+            f"cannot read checkpoint {path} ({type(err).__name__}: {err}); it is "
+            f"damaged or not a Lightning checkpoint: use another one"
+        ) from None

@@ -53,7 +53,8 @@ class FashionMNISTDataModule(LightningDataModule):
         """
         Args:
             data_dir: where the files are kept (in ``FashionMNIST/raw/``, torchvision's layout).
-            local_copy: a folder with the four official ``.gz`` files to copy from (else ``$FASHION_MNIST_DIR``).
+            local_copy: a folder with the four official ``.gz`` files to copy from
+                (else ``$FASHION_MNIST_DIR``).
             batch_size: training batch size.
             eval_batch_size: batch size for validation, test and predict (no gradients, so larger is faster).
             val_size: how many of the 60,000 training images are held out for validation.
@@ -81,9 +82,11 @@ class FashionMNISTDataModule(LightningDataModule):
             images, labels = load_split(folder, train=True)
             val_size = self.hparams.val_size
             if val_size >= len(images):
-                raise ValueError(f"data.val_size={val_size} leaves no training images: "
-                                 f"the training set has {len(images)}")
-            order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.hparams.split_seed))
+                raise ValueError(
+                    f"data.val_size={val_size} leaves no training images: the training set has {len(images)}"
+                )
+            split = torch.Generator().manual_seed(self.hparams.split_seed)
+            order = torch.randperm(len(images), generator=split)
             self.val_set = self._dataset(images, labels, order[:val_size])
             self.train_set = self._dataset(images, labels, order[val_size:])
         if stage in ("test", "predict") and self.test_set is None:

@@ -76,13 +76,17 @@ def load_split(folder: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     labels = _read_idx(folder / f"{prefix}-labels-idx1-ubyte", LABEL_MAGIC).long()
     fix = f"delete {folder} and run again to fetch the files afresh"
     if tuple(images.shape[1:]) != IMAGE_SIZE:
-        raise DataError(f"{folder}/{prefix}-images-idx3-ubyte holds images of {tuple(images.shape[1:])}, "
-                        f"not 28x28: it is not a Fashion-MNIST file; {fix}")
+        raise DataError(
+            f"{folder}/{prefix}-images-idx3-ubyte holds images of {tuple(images.shape[1:])}, "
+            f"not 28x28: it is not a Fashion-MNIST file; {fix}"
+        )
     if len(images) != len(labels):
         raise DataError(f"{folder}: {len(images)} {prefix} images but {len(labels)} labels; {fix}")
     if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < NUM_CLASSES:
-        raise DataError(f"{folder}/{prefix}-labels-idx1-ubyte has labels outside 0..{NUM_CLASSES - 1} "
-                        f"(min {int(labels.min())}, max {int(labels.max())}); {fix}")
+        raise DataError(
+            f"{folder}/{prefix}-labels-idx1-ubyte has labels outside 0..{NUM_CLASSES - 1} "
+            f"(min {int(labels.min())}, max {int(labels.max())}); {fix}"
+        )
     return images, labels
 
 
@@ -95,14 +99,18 @@ def _read_idx(path: Path, magic: int) -> torch.Tensor:
         raise DataError(f"{path} is missing; {fix}") from None
     found = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
     if found != magic:
-        raise DataError(f"{path} is not an IDX file of this kind (magic number {found}, expected {magic}); {fix}")
+        raise DataError(
+            f"{path} is not an IDX file of this kind (magic number {found}, expected {magic}); {fix}"
+        )
     ndim = magic & 0xFF
     header = 4 + 4 * ndim
     dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     expected = header + int(torch.tensor(dims).prod())
     if len(data) != expected:
-        raise DataError(f"{path} has {len(data)} bytes but its header {dims} needs {expected}: "
-                        f"the file is truncated or corrupt; {fix}")
+        raise DataError(
+            f"{path} has {len(data)} bytes but its header {dims} needs {expected}: "
+            f"the file is truncated or corrupt; {fix}"
+        )
     return torch.frombuffer(bytearray(data[header:]), dtype=torch.uint8).view(*dims)
 
 
@@ -118,8 +126,10 @@ def _local_copies(local_copy: str | Path | None) -> Iterator[Path]:
     for folder, how in named:
         if not _has_files(folder, ".gz"):
             missing = [f"{n}.gz" for n in CONTENT_MD5 if not (folder / f"{n}.gz").is_file()]
-            raise DataError(f"{how} names {folder}, but it lacks {', '.join(missing)}. "
-                            "Point it at a folder with the four official Fashion-MNIST .gz files.")
+            raise DataError(
+                f"{how} names {folder}, but it lacks {', '.join(missing)}. "
+                "Point it at a folder with the four official Fashion-MNIST .gz files."
+            )
         yield folder
     if _has_files(DEBIAN_DIR, ".gz"):
         yield DEBIAN_DIR
@@ -129,8 +139,10 @@ def _make_writable_dir(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise DataError(f"cannot create the data folder {folder} ({err.strerror}); "
-                        "choose a writable one with --data.data_dir") from None
+        raise DataError(
+            f"cannot create the data folder {folder} ({err.strerror}); "
+            "choose a writable one with --data.data_dir"
+        ) from None
     if not os.access(folder, os.W_OK):
         raise DataError(f"the data folder {folder} is not writable; choose another with --data.data_dir")
 
@@ -146,13 +158,17 @@ def _unpack(source: Path, target: Path, expected_md5: str | None) -> None:
                     tmp.write(chunk)
         except (OSError, EOFError, zlib.error) as err:
             os.unlink(tmp.name)
-            raise DataError(f"{source} is not a readable gzip file ({err}): it is truncated or corrupt. "
-                            "Replace it with an intact copy, or delete it to fetch it again.") from None
+            raise DataError(
+                f"{source} is not a readable gzip file ({err}): it is truncated or corrupt. "
+                "Replace it with an intact copy, or delete it to fetch it again."
+            ) from None
     if expected_md5 and digest.hexdigest() != expected_md5:
         os.unlink(tmp.name)
-        raise DataError(f"{source} decompresses to content with MD5 {digest.hexdigest()}, but the official "
-                        f"{target.name} has {expected_md5}: it is not an intact Fashion-MNIST file. "
-                        "Replace the local copy, or unset it to use another source.")
+        raise DataError(
+            f"{source} decompresses to content with MD5 {digest.hexdigest()}, but the official "
+            f"{target.name} has {expected_md5}: it is not an intact Fashion-MNIST file. "
+            "Replace the local copy, or unset it to use another source."
+        )
     os.replace(tmp.name, target)
 
 

@@ -19,7 +19,7 @@ CONFUSION_MATRIX = "confusion_matrix"
 
 
 def stage_metrics(class_names: Sequence[str], stage: str) -> MetricCollection:
-    """``{stage}/acc``, ``{stage}/f1`` (macro), per-class ``{stage}/acc|precision|f1/<class>`` and the confusion matrix.
+    """``{stage}/acc``, ``{stage}/f1`` (macro), ``{stage}/acc|precision|f1/<class>`` and the confusion matrix.
 
     Per-class accuracy is recall: the share of a class's images that were given that class, as in
     the notes' table. Compute groups are off: with ClasswiseWrapper they warn on every epoch, and
@@ -48,7 +48,7 @@ def class_accuracy_table(confusion: torch.Tensor, class_names: Sequence[str]) ->
     """The notes' report: ``Test Accuracy of Shirt: 62% (620/1000)`` per class, then the overall line."""
     correct, total = confusion.diag().tolist(), confusion.sum(dim=1).tolist()
     lines = []
-    for name, right, count in zip(class_names, correct, total):
+    for name, right, count in zip(class_names, correct, total, strict=True):
         if count:
             lines.append(f"Test Accuracy of {name:>5}: {100 * right // count:2d}% ({right:2d}/{count:2d})")
         else:

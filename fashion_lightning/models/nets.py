@@ -9,8 +9,12 @@ from torch import nn
 def notes_convolutions() -> nn.Sequential:
     """The two conv-ReLU-pool stages both nets share: 1x28x28 -> 10x13x13 -> 20x5x5, flattened to 500."""
     return nn.Sequential(
-        nn.Conv2d(1, 10, 3), nn.ReLU(), nn.MaxPool2d(2),  # 28 -> 26 -> 13
-        nn.Conv2d(10, 20, 3), nn.ReLU(), nn.MaxPool2d(2),  # 13 -> 11 -> 5
+        nn.Conv2d(1, 10, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # 28 -> 26 -> 13
+        nn.Conv2d(10, 20, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # 13 -> 11 -> 5
         nn.Flatten(),
     )
 
@@ -35,13 +39,16 @@ class BaselineNet(nn.Module):
 
 
 class DropoutNet(nn.Module):
-    """The notes' improved net: the same convolutions, then linear(500->50) - ReLU - dropout - linear(50->10)."""
+    """The notes' improved net: the same convolutions, then linear(500->50)-ReLU-dropout-linear(50->10)."""
 
     def __init__(self, num_classes: int = 10, dropout: float = 0.4) -> None:
         super().__init__()
         self.features = notes_convolutions()
         self.classifier = nn.Sequential(
-            nn.Linear(20 * 5 * 5, 50), nn.ReLU(), nn.Dropout(dropout), nn.Linear(50, num_classes),
+            nn.Linear(20 * 5 * 5, 50),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(50, num_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

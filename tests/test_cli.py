@@ -1,0 +1,246 @@
+"""The ``fashion-lightning`` CLI, run for real on tiny data: fit, checkpoints, TensorBoard, resume, test."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tiny_idx import write_tiny_fashion_mnist
+
+from fashion_lightning.cli import FashionLightningCLI, main
+from fashion_lightning.data.files import ENV_VAR, load_split, raw_dir
+from fashion_lightning.models import BaselineNet, DropoutNet
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+
+
+def cli(subcommand: str, config: str, data_dir: Path, root: Path, *extra: str) -> FashionLightningCLI:
+    """One CLI run on tiny data: 200 training images in batches of 20, so an epoch is 10 steps."""
+    config_file = str(REPO / "configs" / f"{config}.yaml")
+    data = [f"--data.data_dir={data_dir}", "--data.download=false", "--data.val_size=40"]
+    args = [subcommand, "--config", config_file, *data, f"--trainer.default_root_dir={root}", *QUIET, *extra]
+    return FashionLightningCLI(args=args)
+
+
+def scalars(run_dir: Path) -> EventAccumulator:
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0})
+    events.Reload()
+    return events
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One 2-epoch fit of the baseline config on tiny data, shared by the read-only tests below."""
+    tmp = tmp_path_factory.mktemp("trained")
+    data_dir = write_tiny_fashion_mnist(tmp / "data")
+    root = tmp / "runs"
+    run = cli("fit", "baseline", data_dir, root, "--trainer.max_epochs=2", "--trainer.log_every_n_steps=5")
+    return {"data_dir": data_dir, "root": root, "run_dir": root / "version_0", "cli": run}
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
+def test_every_config_parses(config, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(config), "--print_config"])
+    assert exit_info.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["net"]["class_path"].startswith("fashion_lightning.models.")
+    assert printed["best_checkpoint"]["monitor"] == "val/acc"
+    assert printed["last_checkpoint"]["filename"] == "last"
+
+
+@pytest.mark.parametrize("config, net", [("baseline", BaselineNet), ("dropout", DropoutNet)])
+def test_fast_dev_run_of_each_net(config, net, tiny_data, tmp_path):
+    run = cli("fit", config, tiny_data, tmp_path / "runs", "--trainer.fast_dev_run=true")
+    assert isinstance(run.model.net, net)
+    assert run.trainer.global_step == 1
+
+
+def test_fit_writes_best_and_last_checkpoints_and_config_under_the_run_folder(trained, tmp_path):
+    run_dir = trained["run_dir"]
+    assert sorted(p.name for p in trained["root"].iterdir()) == ["version_0"]
+    names = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert "last.ckpt" in names and len(names) == 2
+    best = next(n for n in names if n != "last.ckpt")
+    assert best.startswith("epoch=") and "val_acc=" in best
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["model"]["net"]["class_path"] == "fashion_lightning.models.BaselineNet"
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (last["epoch"], last["global_step"]) == (1, 20)
+
+
+def test_tensorboard_events_hold_per_class_curves_and_the_confusion_matrix(trained):
+    events = scalars(trained["run_dir"])
+    tags = set(events.Tags()["scalars"])
+    for stage_metric in (
+        "train/loss",
+        "train/loss_step",
+        "train/acc",
+        "val/loss",
+        "val/acc",
+        "val/f1",
+        "val/acc_best",
+    ):
+        assert stage_metric in tags
+    for name in CLASSES:
+        assert {f"val/acc/{name}", f"val/precision/{name}", f"val/f1/{name}"} <= tags
+    assert [e.step for e in events.Scalars("val/acc")] == [9, 19]
+    assert "val/confusion_matrix" in events.Tags()["images"]
+    best = [e.value for e in events.Scalars("val/acc_best")]
+    assert [e.value for e in events.Scalars("hp_metric")][-1] == best[-1] != -1
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_tensorboard_server_serves_the_per_class_curves(trained):
+    port = _free_port()
+    tensorboard = Path(sys.executable).parent / "tensorboard"
+    server = subprocess.Popen(
+        [str(tensorboard), "--logdir", str(trained["root"]), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/data/plugin/scalars/tags"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                runs = json.load(urllib.request.urlopen(url, timeout=5))
+                if runs.get("version_0"):
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "tensorboard did not serve the run in 90 s"
+            time.sleep(0.5)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert {"val/acc/Shirt", "val/f1/Ankle boot", "train/loss"} <= set(runs["version_0"])
+
+
+def test_test_with_best_checkpoint_prints_the_notes_table_for_the_checkpoints_net(trained, tmp_path, capsys):
+    # a config naming another net: the checkpoint's own hyperparameters must rebuild its BaselineNet
+    run = cli("test", "dropout", trained["data_dir"], trained["root"], "--ckpt_path=best")
+    assert isinstance(run.model.net, BaselineNet)
+    printed = capsys.readouterr().out
+    lines = [line for line in printed.splitlines() if line.startswith("Test Accuracy")]
+    assert (
+        len(lines) == 11 and "Test Accuracy of Shirt:" in printed and "Test Accuracy (Overall):" in lines[-1]
+    )
+
+    # the reported accuracy is the checkpoint's model, evaluated here without Lightning
+    best_path = run.config["test"]["ckpt_path"]
+    net = BaselineNet()
+    state = torch.load(best_path, weights_only=True)["state_dict"]
+    net.load_state_dict({k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")})
+    images, labels = load_split(raw_dir(trained["data_dir"]), train=False)
+    with torch.no_grad():
+        logits = net((images.unsqueeze(1).float() / 255 - 0.2860) / 0.3530)
+    correct = int((logits.argmax(1) == labels).sum())
+    assert f"Test Accuracy (Overall): {100 * correct // 60:2d}% ({correct}/60)" in printed
+    assert run.trainer.callback_metrics["test/acc"].item() == pytest.approx(correct / 60)
+    assert (trained["run_dir"] / "config.yaml").read_text().count("BaselineNet") == 1, "fit's config kept"
+
+
+def test_resume_from_last_continues_epoch_step_and_run_folder(tiny_data, tmp_path):
+    root = tmp_path / "runs"
+    cli("fit", "dropout", tiny_data, root, "--trainer.max_epochs=1")
+    resumed = cli("fit", "dropout", tiny_data, root, "--trainer.max_epochs=3", "--ckpt_path=last")
+    assert resumed.trainer.current_epoch == 3 and resumed.trainer.global_step == 30
+    assert sorted(p.name for p in root.iterdir()) == ["version_0"], "no new version folder"
+    events = scalars(root / "version_0")
+    assert [e.step for e in events.Scalars("val/acc")] == [9, 19, 29]
+    assert [e.step for e in events.Scalars("train/acc")] == [9, 19, 29]
+
+    # an explicit path resumes into the folder it came from, too; a plain fit starts a new run
+    epoch_1 = next((root / "version_0" / "checkpoints").glob("epoch=*"))
+    cli("fit", "dropout", tiny_data, root, "--trainer.max_epochs=4", f"--ckpt_path={epoch_1}")
+    cli("fit", "dropout", tiny_data, root, "--trainer.max_epochs=1")
+    assert sorted(p.name for p in root.iterdir()) == ["version_0", "version_1"]
+
+
+def test_resume_with_nothing_to_resume_starts_a_new_run(tiny_data, tmp_path, capsys):
+    run = cli("fit", "dropout", tiny_data, tmp_path / "runs", "--trainer.max_epochs=1", "--ckpt_path=last")
+    assert run.trainer.global_step == 10
+    assert "no checkpoint under" in capsys.readouterr().err
+
+
+def test_everything_goes_under_default_root_dir(tiny_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cli("fit", "baseline", tiny_data, tmp_path / "elsewhere", "--trainer.max_epochs=1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "elsewhere"]
+
+
+def test_bf16_mixed_precision_trains(tiny_data, tmp_path):
+    run = cli(
+        "fit", "dropout", tiny_data, tmp_path, "--trainer.fast_dev_run=true", "--trainer.precision=bf16-mixed"
+    )
+    assert run.trainer.precision == "bf16-mixed"
+
+
+def test_predict_returns_class_probabilities(trained):
+    run = cli("predict", "baseline", trained["data_dir"], trained["root"], "--ckpt_path=last")
+    probabilities = torch.cat(run.trainer.predict_loop.predictions)
+    assert probabilities.shape == (60, 10)
+    torch.testing.assert_close(probabilities.sum(1), torch.ones(60))
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--ckpt_path=best"], "no run with checkpoints under"),
+        (["--ckpt_path=missing.ckpt"], "checkpoint missing.ckpt does not exist"),
+    ],
+)
+def test_missing_checkpoints_end_with_a_clear_message(extra, message, tiny_data, tmp_path):
+    args = ["test", "--config", str(REPO / "configs/dropout.yaml"), f"--data.data_dir={tiny_data}"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, f"--trainer.default_root_dir={tmp_path}", *extra])
+    assert message in str(exit_info.value.code)
+
+
+def test_missing_data_offline_ends_with_the_three_ways(tmp_path, no_system_copies, monkeypatch):
+    monkeypatch.setattr("torchvision.datasets.FashionMNIST.mirrors", ["http://127.0.0.1:9/"])
+    args = ["fit", "--config", str(REPO / "configs/dropout.yaml"), f"--data.data_dir={tmp_path / 'data'}"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, f"--trainer.default_root_dir={tmp_path / 'runs'}"])
+    message = str(exit_info.value.code)
+    assert message.startswith("error: Fashion-MNIST was not found")
+    assert "--data.local_copy" in message and ENV_VAR in message and "dataset-fashion-mnist" in message
+
+
+@pytest.mark.parametrize("command", [["fashion-lightning"], ["python", "-m", "fashion_lightning"]])
+def test_console_script_and_module_offer_the_four_subcommands(command):
+    executable = Path(sys.executable).parent / command[0] if command[0] != "python" else sys.executable
+    done = subprocess.run(
+        [str(executable), *command[1:], "--help"], capture_output=True, text=True, check=True
+    )
+    for subcommand in ("fit", "validate", "test", "predict"):
+        assert subcommand in done.stdout
