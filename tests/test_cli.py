@@ -244,3 +244,28 @@ def test_console_script_and_module_offer_the_four_subcommands(command):
     )
     for subcommand in ("fit", "validate", "test", "predict"):
         assert subcommand in done.stdout
+
+
+def test_ddp_on_two_cpu_processes_shards_the_data(tmp_path, no_system_copies):
+    """400 training images, 2 ranks, batches of 20: each rank takes its own 200, so 10 steps an epoch."""
+    write_tiny_fashion_mnist(tmp_path / "data", n_train=440)
+    args = [
+        "fit",
+        "--config",
+        str(REPO / "configs/dropout.yaml"),
+        "--data.data_dir=data",
+        "--data.val_size=40",
+    ]
+    ddp = [
+        "--trainer.strategy=ddp",
+        "--trainer.devices=2",
+        "--trainer.accelerator=cpu",
+        "--trainer.max_epochs=2",
+    ]
+    script = Path(sys.executable).parent / "fashion-lightning"
+    subprocess.run(
+        [str(script), *args, *ddp, "--trainer.default_root_dir=runs", *QUIET], cwd=tmp_path, check=True
+    )
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["version_0"], "only rank 0 writes"
+    last = torch.load(tmp_path / "runs/version_0/checkpoints/last.ckpt", weights_only=True)
+    assert (last["epoch"], last["global_step"]) == (1, 20)

@@ -69,7 +69,7 @@ class FashionClassifier(LightningModule):
         self.val_acc_best.reset()
 
     def on_train_epoch_end(self) -> None:
-        self.log_dict({"train/loss": self.train_loss.compute(), "train/acc": self.train_acc.compute()})
+        self._log_computed({"train/loss": self.train_loss.compute(), "train/acc": self.train_acc.compute()})
         self.train_loss.reset()
         self.train_acc.reset()
 
@@ -84,7 +84,7 @@ class FashionClassifier(LightningModule):
             return
         self.val_acc_best.update(results["val/acc"])
         best = self.val_acc_best.compute()
-        self.log_dict({"val/acc_best": best, "hp_metric": best})
+        self._log_computed({"val/acc_best": best, "hp_metric": best})
         if self.current_epoch == 0 and isinstance(self.logger, TensorBoardLogger):
             # list the run in TensorBoard's HParams tab against a real metric (Lightning's default is -1)
             self.logger.log_hyperparams(self.hparams, {"hp_metric": best})
@@ -111,10 +111,15 @@ class FashionClassifier(LightningModule):
         metrics.reset()
         loss.reset()
         confusion = results[prefix + CONFUSION_MATRIX]
-        self.log_dict({k: v for k, v in results.items() if k != prefix + CONFUSION_MATRIX})
+        self._log_computed({k: v for k, v in results.items() if k != prefix + CONFUSION_MATRIX})
         if not self.trainer.sanity_checking:
             self._log_confusion_figure(metrics[CONFUSION_MATRIX], confusion, f"{prefix}confusion_matrix")
         return results
+
+    def _log_computed(self, values: dict[str, torch.Tensor]) -> None:
+        # torchmetrics' compute() has already gathered every rank's data, so under DDP sync_dist only
+        # averages identical copies; it keeps the values correct and Lightning from warning.
+        self.log_dict(values, sync_dist=True)
 
     def _log_confusion_figure(self, metric, confusion: torch.Tensor, tag: str) -> None:
         logger = self.logger
