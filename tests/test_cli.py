@@ -186,6 +186,16 @@ def test_resume_from_last_continues_epoch_step_and_run_folder(tiny_data, tmp_pat
     assert sorted(p.name for p in root.iterdir()) == ["version_0", "version_1"]
 
 
+def test_a_run_resumes_from_its_own_saved_config(tiny_data, tmp_path):
+    root = tmp_path / "runs"
+    cli("fit", "baseline", tiny_data, root, "--trainer.max_epochs=1")
+    saved = root / "version_0" / "config.yaml"
+    args = ["fit", "--config", str(saved), "--ckpt_path=last", "--trainer.max_epochs=2", *QUIET]
+    resumed = FashionLightningCLI(args=args)
+    assert resumed.trainer.global_step == 20
+    assert yaml.safe_load(saved.read_text())["trainer"]["max_epochs"] == 2, "config.yaml re-saved in place"
+
+
 def test_resume_with_nothing_to_resume_starts_a_new_run(tiny_data, tmp_path, capsys):
     run = cli("fit", "dropout", tiny_data, tmp_path / "runs", "--trainer.max_epochs=1", "--ckpt_path=last")
     assert run.trainer.global_step == 10

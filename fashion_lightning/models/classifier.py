@@ -4,22 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import matplotlib
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import nn
+from torchmetrics import MaxMetric, MeanMetric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+from torchvision.datasets import FashionMNIST
 
-matplotlib.use("Agg")  # figures go to TensorBoard, never to a window
-
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from lightning.pytorch import LightningModule  # noqa: E402
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable  # noqa: E402
-from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
-from torch import nn  # noqa: E402
-from torchmetrics import MaxMetric, MeanMetric  # noqa: E402
-from torchmetrics.classification import MulticlassAccuracy  # noqa: E402
-from torchvision.datasets import FashionMNIST  # noqa: E402
-
-from fashion_lightning.models.metrics import CONFUSION_MATRIX, class_accuracy_table, stage_metrics  # noqa: E402
+from fashion_lightning.models.metrics import CONFUSION_MATRIX, class_accuracy_table, stage_metrics
 
 
 class FashionClassifier(LightningModule):
@@ -74,9 +70,7 @@ class FashionClassifier(LightningModule):
         self.train_acc.reset()
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        loss, logits, labels = self.model_step(batch)
-        self.val_loss.update(loss, len(labels))
-        self.val_metrics.update(logits, labels)
+        self._update_stage(batch, self.val_loss, self.val_metrics)
 
     def on_validation_epoch_end(self) -> None:
         results = self._log_stage(self.val_metrics, self.val_loss)
@@ -90,9 +84,7 @@ class FashionClassifier(LightningModule):
             self.logger.log_hyperparams(self.hparams, {"hp_metric": best})
 
     def test_step(self, batch, batch_idx: int) -> None:
-        loss, logits, labels = self.model_step(batch)
-        self.test_loss.update(loss, len(labels))
-        self.test_metrics.update(logits, labels)
+        self._update_stage(batch, self.test_loss, self.test_metrics)
 
     def on_test_epoch_end(self) -> None:
         results = self._log_stage(self.test_metrics, self.test_loss)
@@ -104,7 +96,12 @@ class FashionClassifier(LightningModule):
         images, _ = batch
         return self(images).softmax(dim=1)
 
-    def _log_stage(self, metrics, loss) -> dict[str, torch.Tensor]:
+    def _update_stage(self, batch, loss_metric: MeanMetric, metrics: MetricCollection) -> None:
+        loss, logits, labels = self.model_step(batch)
+        loss_metric.update(loss, len(labels))
+        metrics.update(logits, labels)
+
+    def _log_stage(self, metrics: MetricCollection, loss: MeanMetric) -> dict[str, torch.Tensor]:
         """compute -> log plain scalars -> reset (torchmetrics' pattern for per-class metrics)."""
         prefix = metrics.prefix
         results = {f"{prefix}loss": loss.compute(), **metrics.compute()}
