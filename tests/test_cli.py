@@ -18,7 +18,7 @@ from tiny_idx import write_tiny_fashion_mnist
 
 from fashion_lightning.cli import FashionLightningCLI, main
 from fashion_lightning.data.files import ENV_VAR, load_split, raw_dir
-from fashion_lightning.models import BaselineNet, DropoutNet
+from fashion_lightning.models import BaselineNet, ConvBNNet, DropoutNet
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
@@ -72,8 +72,17 @@ def test_every_config_parses(config, capsys):
     assert printed["last_checkpoint"]["filename"] == "last"
 
 
-@pytest.mark.parametrize("config, net", [("baseline", BaselineNet), ("dropout", DropoutNet)])
-def test_fast_dev_run_of_each_net(config, net, tiny_data, tmp_path):
+@pytest.mark.parametrize(
+    "config, net",
+    [
+        ("baseline", BaselineNet),
+        ("dropout", DropoutNet),
+        ("dropout_tuned", DropoutNet),
+        ("fast", ConvBNNet),
+        ("best", ConvBNNet),
+    ],  # fmt: skip
+)
+def test_fast_dev_run_of_each_config(config, net, tiny_data, tmp_path):
     run = cli("fit", config, tiny_data, tmp_path / "runs", "--trainer.fast_dev_run=true")
     assert isinstance(run.model.net, net)
     assert run.trainer.global_step == 1

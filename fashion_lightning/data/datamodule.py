@@ -4,35 +4,21 @@ from __future__ import annotations
 
 import torch
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 from torchvision.datasets import FashionMNIST
 
+from fashion_lightning.data.augmentation import Augmentation
+from fashion_lightning.data.device_batches import DeviceBatches
 from fashion_lightning.data.files import ensure_files, load_split, raw_dir
-
-
-class BatchedTensorDataset(TensorDataset):
-    """A TensorDataset that hands the DataLoader a whole batch with one indexing operation.
-
-    The DataLoader (and Lightning's DistributedSampler under DDP) still chooses the indices; only
-    the per-sample ``__getitem__`` and collate calls are skipped.
-    """
-
-    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
-        index = torch.as_tensor(indices)
-        return tuple(tensor[index] for tensor in self.tensors)
-
-
-def _as_batch(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-    """Collate function for ``BatchedTensorDataset``: the batch is already stacked."""
-    return batch
 
 
 class FashionMNISTDataModule(LightningDataModule):
     """The official 60,000/10,000 split, with validation carved from the training images by a fixed seed.
 
-    Images travel as uint8 and are normalised after they reach the training device
-    (``on_after_batch_transfer``), with the training set's mean and std (0.2860, 0.3530: pixel values
-    scaled to [0, 1], measured over all 60,000 training images).
+    Each split is moved once, as uint8, to the device that trains, and batches are cut there
+    (``DeviceBatches``). Training batches are augmented there too (``augment``), then every batch is
+    normalised with the training set's mean and std (0.2860, 0.3530: pixel values scaled to [0, 1],
+    measured over all 60,000 training images) in ``on_after_batch_transfer``.
     """
 
     classes = tuple(FashionMNIST.classes)
@@ -48,6 +34,8 @@ class FashionMNISTDataModule(LightningDataModule):
         eval_batch_size: int = 1000,
         val_size: int = 5000,
         split_seed: int = 0,
+        shuffle_seed: int | None = None,
+        augment: Augmentation = Augmentation(),
         download: bool = True,
     ) -> None:
         """
@@ -59,6 +47,9 @@ class FashionMNISTDataModule(LightningDataModule):
             eval_batch_size: batch size for validation, test and predict (no gradients, so larger is faster).
             val_size: how many of the 60,000 training images are held out for validation.
             split_seed: seed of the train/validation split, independent of the training seed.
+            shuffle_seed: seed of the training order (epoch ``e`` uses ``shuffle_seed + e``); by
+                default the run's seed (``seed_everything``), shared by all DDP ranks.
+            augment: random changes to training images, drawn per image on the training device.
             download: fall back to torchvision's download when no copy is found.
         """
         super().__init__()
@@ -69,9 +60,10 @@ class FashionMNISTDataModule(LightningDataModule):
             raise ValueError(f"data.val_size must be 0 or more, got {val_size}")
         self.save_hyperparameters()
         self.batch_size = batch_size
-        self.train_set: BatchedTensorDataset | None = None
-        self.val_set: BatchedTensorDataset | None = None
-        self.test_set: BatchedTensorDataset | None = None
+        self.augment = augment
+        self.train_set: TensorDataset | None = None
+        self.val_set: TensorDataset | None = None
+        self.test_set: TensorDataset | None = None
 
     def prepare_data(self) -> None:
         ensure_files(self.hparams.data_dir, self.hparams.local_copy, self.hparams.download)
@@ -96,28 +88,40 @@ class FashionMNISTDataModule(LightningDataModule):
     def _dataset(images: torch.Tensor, labels: torch.Tensor, index: torch.Tensor | None = None):
         if index is not None:
             images, labels = images[index], labels[index]
-        return BatchedTensorDataset(images.unsqueeze(1).contiguous(), labels)
+        return TensorDataset(images.unsqueeze(1).contiguous(), labels)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.batch_size, shuffle=True)
+    def train_dataloader(self) -> DeviceBatches:
+        return self._batches(self.train_set, self.batch_size, train=True)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, self.hparams.eval_batch_size)
+    def val_dataloader(self) -> DeviceBatches:
+        return self._batches(self.val_set, self.hparams.eval_batch_size)
 
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, self.hparams.eval_batch_size)
+    def test_dataloader(self) -> DeviceBatches:
+        return self._batches(self.test_set, self.hparams.eval_batch_size)
 
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, self.hparams.eval_batch_size)
+    def predict_dataloader(self) -> DeviceBatches:
+        return self._batches(self.test_set, self.hparams.eval_batch_size)
 
-    @staticmethod
-    def _loader(dataset: BatchedTensorDataset | None, batch_size: int, shuffle: bool = False) -> DataLoader:
+    def _batches(self, dataset: TensorDataset | None, batch_size: int, train: bool = False) -> DeviceBatches:
         if dataset is None:
             raise RuntimeError("call setup() for this stage before asking for its dataloader")
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=_as_batch)
+        trainer = self.trainer
+        device = trainer.strategy.root_device if trainer else torch.device("cpu")
+        rank, world_size = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        images, labels = (tensor.to(device) for tensor in dataset.tensors)
+        seed = self._shuffle_seed() if train else 0
+        return DeviceBatches.for_rank(images, labels, batch_size, rank, world_size, shuffle=train, seed=seed)
+
+    def _shuffle_seed(self) -> int:
+        if self.hparams.shuffle_seed is not None:
+            return self.hparams.shuffle_seed
+        seed = torch.initial_seed() % 2**63  # what seed_everything set
+        return self.trainer.strategy.broadcast(seed) if self.trainer else seed
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, labels = batch
+        if self.trainer is not None and self.trainer.training and self.augment.enabled:
+            images = self.augment(images)
         return self.normalize(images), labels
 
     @classmethod

@@ -1,4 +1,4 @@
 from fashion_lightning.models.classifier import FashionClassifier
-from fashion_lightning.models.nets import BaselineNet, DropoutNet
+from fashion_lightning.models.nets import BaselineNet, ConvBNNet, DropoutNet
 
-__all__ = ["BaselineNet", "DropoutNet", "FashionClassifier"]
+__all__ = ["BaselineNet", "ConvBNNet", "DropoutNet", "FashionClassifier"]

@@ -53,3 +53,40 @@ class DropoutNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
+
+
+class ConvBNNet(nn.Module):
+    """A VGG-style net with batch norm, stronger than the notes' nets at a few times their cost.
+
+    ``len(widths)`` stages of ``depth`` 3x3 convolutions, each followed by batch norm and ReLU, and a
+    2x2 max-pool per stage (28 -> 14 -> 7 -> 3); then dropout and one linear layer on the flattened
+    maps. A stage's last convolution is pooled *before* its batch norm and ReLU: max-pooling commutes
+    with ReLU, and normalising a quarter of the values makes the net a third faster on CPU.
+    The defaults have 104k parameters; ``depth=2`` gives 298k.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        widths: tuple[int, ...] = (32, 64, 128),
+        depth: int = 1,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if not widths or min(widths) <= 0 or depth <= 0:
+            raise ValueError(f"ConvBNNet needs positive widths and depth, got widths={widths}, depth={depth}")
+        layers: list[nn.Module] = []
+        channels = 1
+        for width in widths:
+            for position in range(depth):
+                layers.append(nn.Conv2d(channels, width, 3, padding=1, bias=False))
+                if position == depth - 1:
+                    layers.append(nn.MaxPool2d(2))
+                layers += [nn.BatchNorm2d(width), nn.ReLU()]
+                channels = width
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        side = 28 >> len(widths)
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(channels * side * side, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))

@@ -1,0 +1,272 @@
+"""Time the notes' training loop against this project's data path and Lightning CLI, on one machine.
+
+    python scripts/benchmark.py                      # (a) notes' loop, (b) plain loop, (c) Lightning fit
+    python scripts/benchmark.py --configs configs/fast.yaml configs/dropout_tuned.yaml configs/best.yaml
+
+(a) the notes' own loop: torchvision ``FashionMNIST`` + ``ToTensor`` + ``DataLoader(batch_size=20)``,
+    the dropout net, SGD lr=0.001 momentum=0.9, all 60,000 training images, no validation;
+(b) a plain PyTorch loop over this project's data path (device-resident batches), same net and epochs,
+    at ``--batch-size`` with SGD ``--lr`` momentum 0.9, channels-last and ``--precision`` (bf16 autocast
+    by default, as the project's fast configs), validating on the held-out 5,000 every epoch;
+(c) ``fashion-lightning fit`` (the CLI, in this process) with exactly (b)'s settings, per-class
+    metrics, checkpoints and TensorBoard on.
+Seconds per epoch for (b) and (c) include their per-epoch validation; images/s counts training images.
+``--configs`` trains each config as given and tests its best checkpoint: time to accuracy.
+Prints markdown tables (paste them into BENCHMARKS.md with the command, machine and date).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import lightning
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Timer
+from torch.utils.data import DataLoader
+from torchvision import transforms
+from torchvision.datasets import FashionMNIST
+
+from fashion_lightning.cli import FashionLightningCLI
+from fashion_lightning.data import DeviceBatches, FashionMNISTDataModule
+from fashion_lightning.models import DropoutNet
+
+# issue 3's targets: (test accuracy, seconds of training) for the shipped configs, on the 2-core CPU
+TARGETS = {"fast.yaml": (0.92, 60), "best.yaml": (0.94, 15 * 60), "dropout_tuned.yaml": (0.88, 15)}
+
+
+def notes_loop(data_dir: str, epochs: int) -> dict:
+    """The course notes' loop as written: CPU, per-sample PIL decoding, batch 20, loss.item() per step."""
+    device = torch.device("cpu")
+    to_tensor = transforms.ToTensor()
+    train = FashionMNIST(data_dir, train=True, transform=to_tensor)
+    test = FashionMNIST(data_dir, train=False, transform=to_tensor)
+    net = DropoutNet().to(device)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.001, momentum=0.9)
+    loader = DataLoader(train, batch_size=20, shuffle=True)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        running_loss = 0.0
+        for inputs, labels in loader:
+            inputs, labels = inputs.to(device), labels.to(device)
+            optimizer.zero_grad()
+            loss = F.cross_entropy(net(inputs), labels)
+            loss.backward()
+            optimizer.step()
+            running_loss += loss.item()
+    seconds = time.perf_counter() - start
+    accuracy = _accuracy(net, DataLoader(test, batch_size=20), lambda images: images, device)
+    return _row("(a) notes' loop, batch 20", len(train), epochs, seconds, accuracy)
+
+
+def plain_loop(dm: FashionMNISTDataModule, args: argparse.Namespace, device: torch.device) -> dict:
+    """The same net on the project's data path, with nothing but PyTorch around it."""
+    dm.setup("fit")
+    dm.setup("test")
+    net = DropoutNet().to(device, memory_format=torch.channels_last)
+    bf16 = args.precision == "bf16-mixed"
+
+    def prepare(images: torch.Tensor) -> torch.Tensor:
+        return dm.normalize(images).contiguous(memory_format=torch.channels_last)
+
+    optimizer = torch.optim.SGD(net.parameters(), lr=args.lr, momentum=0.9)
+
+    def batches(split, batch_size: int, shuffle: bool = False) -> DeviceBatches:
+        images, labels = (tensor.to(device) for tensor in split.tensors)
+        return DeviceBatches.for_rank(images, labels, batch_size, shuffle=shuffle, seed=0)
+
+    train = batches(dm.train_set, dm.batch_size, shuffle=True)
+    val = batches(dm.val_set, dm.hparams.eval_batch_size)
+    start = time.perf_counter()
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        for epoch in range(args.epochs):
+            train.sampler.set_epoch(epoch)
+            for images, labels in train:
+                loss = F.cross_entropy(net(prepare(images)), labels)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            _accuracy(net, val, prepare, device)
+        seconds = time.perf_counter() - start
+        accuracy = _accuracy(net, batches(dm.test_set, dm.hparams.eval_batch_size), prepare, device)
+    name = f"(b) plain PyTorch loop, batch {dm.batch_size}"
+    return _row(name, len(dm.train_set), args.epochs, seconds, accuracy)
+
+
+def lightning_fit(args: argparse.Namespace, root: Path) -> dict:
+    """``fashion-lightning fit`` with (b)'s settings; the time runs from on_train_start to on_train_end."""
+    cli_args = [
+        "--seed_everything=0",
+        f"--trainer.max_epochs={args.epochs}",
+        "--model.net=fashion_lightning.models.DropoutNet",
+        "--model.optimizer=torch.optim.SGD",
+        f"--model.optimizer.lr={args.lr}",
+        "--model.optimizer.momentum=0.9",
+        f"--data.batch_size={args.batch_size}",
+        f"--trainer.precision={args.precision}",
+        "--model.channels_last=true",
+    ]
+    seconds, accuracy, n_train = _fit_and_test(cli_args, args, root / "lightning")
+    return _row(
+        f"(c) fashion-lightning fit, batch {args.batch_size}", n_train, args.epochs, seconds, accuracy
+    )
+
+
+def config_run(config: str, args: argparse.Namespace, root: Path) -> dict:
+    seconds, accuracy, _ = _fit_and_test([f"--config={config}"], args, root / Path(config).stem)
+    target = TARGETS.get(Path(config).name)
+    met = "" if target is None else ("yes" if accuracy >= target[0] and seconds <= target[1] else "NO")
+    goal = "" if target is None else f"≥{target[0]:.0%} in ≤{target[1]} s"
+    return {
+        "config": config,
+        "fit s": f"{seconds:.1f}",
+        "test acc": f"{accuracy:.2%}",
+        "target": goal,
+        "met": met,
+    }
+
+
+def _fit_and_test(cli_args: list[str], args: argparse.Namespace, root: Path) -> tuple[float, float, int]:
+    timer = Timer()
+    common = [
+        f"--trainer.default_root_dir={root}",
+        f"--trainer.enable_progress_bar={args.progress_bar}",
+        f"--data.data_dir={args.data_dir}",
+        f"--data.val_size={args.val_size}",
+        *(f"--{setting}" for setting in args.set),
+    ]
+    cli = FashionLightningCLI(args=["fit", *cli_args, *common], trainer_defaults={"callbacks": [timer]})
+    seconds = timer.time_elapsed("train")
+    results = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best", verbose=False)
+    return seconds, results[0]["test/acc"], len(cli.datamodule.train_set)
+
+
+@torch.no_grad()
+def _accuracy(net: torch.nn.Module, batches, prepare: Callable, device: torch.device) -> float:
+    net.eval()
+    correct = total = 0
+    for images, labels in batches:
+        images, labels = images.to(device), labels.to(device)
+        correct += (net(prepare(images)).argmax(dim=1) == labels).sum().item()
+        total += len(labels)
+    net.train()
+    return correct / total
+
+
+def _row(name: str, n_train: int, epochs: int, seconds: float, accuracy: float) -> dict:
+    per_epoch = seconds / epochs
+    return {"run": name, "images/s": n_train / per_epoch, "s/epoch": per_epoch, "test acc": accuracy}
+
+
+def loops_table(rows: list[dict]) -> list[dict]:
+    return [
+        {
+            **row,
+            "images/s": f"{row['images/s']:,.0f}",
+            "s/epoch": f"{row['s/epoch']:.2f}",
+            "test acc": f"{row['test acc']:.2%}",
+        }
+        for row in rows
+    ]
+
+
+def markdown(rows: list[dict]) -> str:
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(str(row[key]) for key in header) + " |" for row in rows])
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"
+    return (
+        f"{cpu}, {torch.get_num_threads()} torch threads{gpu}; Python {platform.python_version()}, "
+        f"torch {torch.__version__}, lightning {lightning.__version__}; {datetime.date.today()}"
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data-dir", default="data", help="the project's data folder (see `make data`)")
+    parser.add_argument("--epochs", type=int, default=10, help="epochs for (a), (b) and (c)")
+    parser.add_argument("--batch-size", type=int, default=128, help="batch size of (b) and (c)")
+    parser.add_argument("--lr", type=float, default=0.01, help="SGD learning rate of (b) and (c)")
+    parser.add_argument(
+        "--val-size", type=int, default=5000, help="held-out training images for (b), (c), configs"
+    )
+    parser.add_argument(
+        "--precision",
+        default="bf16-mixed",
+        choices=["bf16-mixed", "32-true"],
+        help="precision of (b) and (c)",
+    )
+    parser.add_argument("--skip-loops", action="store_true", help="only run --configs")
+    parser.add_argument(
+        "--configs", nargs="*", default=[], help="configs to train and test (time to accuracy)"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra CLI setting for every Lightning run, e.g. --set trainer.max_epochs=1",
+    )
+    parser.add_argument(
+        "--progress-bar",
+        default="false",
+        choices=["true", "false"],
+        help="show Lightning's progress bar in (c) and the configs",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    FashionMNISTDataModule(args.data_dir).prepare_data()  # find, copy or download the files once
+    rows, config_rows = [], []
+    with tempfile.TemporaryDirectory(prefix="benchmark-") as tmp:
+        if not args.skip_loops:
+            torch.manual_seed(0)
+            rows.append(notes_loop(args.data_dir, args.epochs))
+            torch.manual_seed(0)
+            dm = FashionMNISTDataModule(args.data_dir, batch_size=args.batch_size, val_size=args.val_size)
+            rows.append(plain_loop(dm, args, device))
+            rows.append(lightning_fit(args, Path(tmp)))
+        for config in args.configs:
+            config_rows.append(config_run(config, args, Path(tmp)))
+    print(f"\nMachine: {machine()}")
+    command = ["python", "scripts/benchmark.py", *(argv if argv is not None else sys.argv[1:])]
+    print("Command: " + " ".join(command))
+    if rows:
+        notes, plain, fit = rows
+        print(f"\n{args.epochs} epochs of the notes' DropoutNet; (b), (c): {args.precision}, channels-last\n")
+        print(markdown(loops_table(rows)))
+        print(
+            f"\n(b)/(a) images/s: {plain['images/s'] / notes['images/s']:.2f}x   "
+            f"(c)/(a) images/s: {fit['images/s'] / notes['images/s']:.2f}x   "
+            f"Lightning overhead, (c) vs (b) per epoch: {fit['s/epoch'] / plain['s/epoch'] - 1:+.1%}"
+        )
+    if config_rows:
+        print("\nConfigs as given; fit s = training with per-epoch validation; test = best checkpoint:\n")
+        print(markdown(config_rows))
+
+
+if __name__ == "__main__":
+    main()

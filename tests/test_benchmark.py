@@ -1,0 +1,44 @@
+"""scripts/benchmark.py end to end on tiny data: all three loops, one config, and the printed tables."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tiny_idx import write_tiny_fashion_mnist
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_benchmark_runs_the_three_loops_and_a_config(tmp_path, no_system_copies):
+    data_dir = write_tiny_fashion_mnist(tmp_path / "data")
+    command = [
+        sys.executable,
+        str(REPO / "scripts/benchmark.py"),
+        f"--data-dir={data_dir}",
+        "--epochs=1",
+        "--val-size=40",
+        "--configs",
+        str(REPO / "configs/dropout_tuned.yaml"),
+        "--set=trainer.max_epochs=1",
+        "--set=trainer.accelerator=cpu",
+    ]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=True)
+    out = done.stdout
+    assert "Machine: " in out and "Command: python scripts/benchmark.py" in out
+    for row in (
+        "(a) notes' loop, batch 20",
+        "(b) plain PyTorch loop, batch 128",
+        "(c) fashion-lightning fit",
+    ):
+        line = next(line for line in out.splitlines() if line.startswith(f"| {row}"))
+        images_per_s, seconds, accuracy = (cell.strip() for cell in line.split("|")[2:5])
+        assert float(images_per_s.replace(",", "")) > 0 and float(seconds) > 0
+        assert 0 <= float(accuracy.rstrip("%")) <= 100
+    assert "(c)/(a) images/s:" in out and "Lightning overhead" in out
+    config_line = next(
+        line for line in out.splitlines() if "dropout_tuned.yaml" in line and line.startswith("|")
+    )
+    assert "≥88% in ≤15 s" in config_line
+    assert not (tmp_path / "runs").exists(), "benchmark runs live in a temporary folder"
