@@ -1,12 +1,13 @@
 # Two commands do everything on a fresh machine:
 #   make train   environment + data + train the default model (CONFIG) + test its best checkpoint
 #   make test    environment + lint + the test suite
+# and `make benchmark`: the timings and accuracies recorded in BENCHMARKS.md (about 20 minutes on a 2-core CPU)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= configs/dropout.yaml
 
-.PHONY: setup data train test lint clean
+.PHONY: setup data train test lint benchmark clean
 
 setup: $(VENV)/.installed
 
@@ -28,6 +29,9 @@ lint: setup
 
 test: lint
 	$(BIN)/pytest
+
+benchmark: data
+	$(BIN)/python scripts/benchmark.py --configs configs/fast.yaml configs/dropout_tuned.yaml configs/best.yaml
 
 clean:
 	rm -rf $(VENV) runs lightning_logs .pytest_cache

@@ -67,4 +67,4 @@ class DeviceBatches:
         order = torch.tensor(list(self.sampler), dtype=torch.long, device=self.images.device)
         for start in range(0, len(order), self.batch_size):
             index = order[start : start + self.batch_size]
-            yield self.images[index], self.labels[index]
+            yield self.images.index_select(0, index), self.labels.index_select(0, index)
