@@ -40,7 +40,7 @@ class Augmentation:
         return self.crop_padding > 0 or self.hflip or self.erase_prob > 0
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        """Augment a batch of shape ``[N, C, H, W]``; returns a new tensor of the same shape and dtype."""
+        """Augment a uint8 batch ``[N, C, H, W]``; returns a new tensor of the same shape and dtype."""
         if self.crop_padding:
             images = random_crop(images, self.crop_padding)
         if self.hflip:
@@ -73,7 +73,7 @@ def random_erase(
     scale: tuple[float, float] = (0.02, 0.33),
     ratio: tuple[float, float] = (0.3, 3.3),
 ) -> torch.Tensor:
-    """Replace one rectangle per chosen image with uniformly random pixel values."""
+    """Replace one rectangle per chosen image with uniformly random uint8 pixel values."""
     n, _, height, width = images.shape
     device = images.device
     area = height * width * torch.empty(n, device=device).uniform_(*scale)
@@ -88,5 +88,4 @@ def random_erase(
     in_cols = (xs >= left[:, None]) & (xs < (left + w)[:, None])
     chosen = torch.rand(n, device=device) < prob
     mask = (in_rows[:, :, None] & in_cols[:, None, :] & chosen[:, None, None])[:, None]
-    noise = torch.randint_like(images, 0, 256) if images.dtype == torch.uint8 else torch.rand_like(images)
-    return torch.where(mask, noise, images)
+    return torch.where(mask, torch.randint_like(images, 0, 256), images)

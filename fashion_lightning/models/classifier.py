@@ -143,7 +143,7 @@ class FashionClassifier(LightningModule):
         confusion = results[prefix + CONFUSION_MATRIX]
         self._log_computed({k: v for k, v in results.items() if k != prefix + CONFUSION_MATRIX})
         if self.trainer.testing:
-            self._log_confusion_figure(confusion, "test/confusion_matrix")
+            self._log_confusion_figure(metrics[CONFUSION_MATRIX], confusion, "test/confusion_matrix")
         elif not self.trainer.sanity_checking:
             self._val_confusion = confusion
         return results
@@ -157,13 +157,14 @@ class FashionClassifier(LightningModule):
         # Drawn once, for the last validation: a matplotlib figure takes ~0.2 s to render, which at
         # every validation would cost a small net ~7% of its training time.
         if self._val_confusion is not None:
-            self._log_confusion_figure(self._val_confusion, "val/confusion_matrix")
+            metric = self.val_metrics[CONFUSION_MATRIX]
+            self._log_confusion_figure(metric, self._val_confusion, "val/confusion_matrix")
 
-    def _log_confusion_figure(self, confusion: torch.Tensor, tag: str) -> None:
+    def _log_confusion_figure(self, metric, confusion: torch.Tensor, tag: str) -> None:
         logger = self.logger
         if not (self.trainer.is_global_zero and isinstance(logger, TensorBoardLogger)):
             return
-        fig, ax = self.test_metrics[CONFUSION_MATRIX].plot(confusion.cpu(), labels=self.class_names)
+        fig, ax = metric.plot(confusion.cpu(), labels=self.class_names)
         fig.set_size_inches(8, 8)
         ax.set_title(f"{tag} (epoch {self.current_epoch})")
         logger.experiment.add_figure(tag, fig, global_step=self.global_step)
