@@ -41,8 +41,13 @@ from fashion_lightning.cli import FashionLightningCLI
 from fashion_lightning.data import DeviceBatches, FashionMNISTDataModule
 from fashion_lightning.models import DropoutNet
 
-# issue 3's targets: (test accuracy, seconds of training) for the shipped configs, on the 2-core CPU
-TARGETS = {"fast.yaml": (0.92, 60), "best.yaml": (0.94, 15 * 60), "dropout_tuned.yaml": (0.88, 15)}
+# issue 3's targets: (test accuracy, seconds of training), on the 2-core CPU but for best_gpu.yaml
+TARGETS = {
+    "fast.yaml": (0.92, 60),
+    "best.yaml": (0.94, 15 * 60),
+    "dropout_tuned.yaml": (0.88, 15),
+    "best_gpu.yaml": (0.955, 5 * 60),  # on a GPU
+}
 
 
 def notes_loop(data_dir: str, epochs: int) -> dict:
@@ -127,13 +132,15 @@ def lightning_fit(args: argparse.Namespace, root: Path) -> dict:
 
 
 def config_run(config: str, args: argparse.Namespace, root: Path) -> dict:
-    seconds, accuracy, _ = _fit_and_test([f"--config={config}"], args, root / Path(config).stem)
+    epochs = EpochTimes()
+    seconds, accuracy, _ = _fit_and_test([f"--config={config}"], args, root / Path(config).stem, epochs)
     target = TARGETS.get(Path(config).name)
     met = "" if target is None else ("yes" if accuracy >= target[0] and seconds <= target[1] else "NO")
-    goal = "" if target is None else f"≥{target[0]:.0%} in ≤{target[1]} s"
+    goal = "" if target is None else f"≥{target[0]:.1%} in ≤{target[1]} s"
     return {
         "config": config,
         "fit s": f"{seconds:.1f}",
+        "s/epoch (median)": f"{statistics.median(epochs.seconds):.2f}",
         "test acc": f"{accuracy:.2%}",
         "target": goal,
         "met": met,
