@@ -12,6 +12,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from fashion_lightning.data import DataError, FashionMNISTDataModule
 from fashion_lightning.models import FashionClassifier
 from fashion_lightning.runs import CheckpointError, resolve_checkpoint, run_version
+from fashion_lightning.viz.callback import PictureLogger
 
 
 class FashionLightningCLI(LightningCLI):
@@ -21,6 +22,7 @@ class FashionLightningCLI(LightningCLI):
     - checkpoints: the best by ``val/acc`` (``--best_checkpoint.*``) and ``last.ckpt`` after every
       validation (``--last_checkpoint.*``);
     - TensorBoard logs each run into ``<default_root_dir>/version_N``, and ``config.yaml`` beside them;
+    - the notes' pictures in TensorBoard (``--pictures.*``, see ``viz.PictureLogger``);
     - ``--ckpt_path last|best`` finds the latest run's checkpoint in a fresh process, and a run resumed
       from a checkpoint keeps writing into the run folder the checkpoint came from.
     """
@@ -49,6 +51,8 @@ class FashionLightningCLI(LightningCLI):
         parser.set_defaults(
             {"last_checkpoint.filename": "last", "last_checkpoint.enable_version_counter": False}
         )
+        # the notes' pictures in TensorBoard; `--pictures.every_n_epochs 0` turns them off
+        parser.add_lightning_class_args(PictureLogger, "pictures")
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
         super().parse_arguments(parser, args)

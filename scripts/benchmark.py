@@ -125,6 +125,8 @@ def lightning_fit(args: argparse.Namespace, root: Path) -> dict:
         f"--data.batch_size={args.batch_size}",
         f"--trainer.precision={args.precision}",
         "--model.channels_last=true",
+        # TensorBoard pictures after the last validation only: ~1 s of drawing, outside the median epoch
+        f"--pictures.every_n_epochs={args.epochs}",
     ]
     epochs = EpochTimes()
     _, accuracy, n_train = _fit_and_test(cli_args, args, root / "lightning", epochs)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
@@ -66,7 +65,8 @@ class FashionClassifier(LightningModule):
         self.val_metrics = stage_metrics(self.class_names, "val")
         self.test_metrics = stage_metrics(self.class_names, "test")
         self.val_acc_best = MaxMetric()
-        self._val_confusion: torch.Tensor | None = None
+        # the latest confusion matrix of each stage ("val", "test"), drawn by viz.PictureLogger
+        self.confusion: dict[str, torch.Tensor] = {}
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images.contiguous(memory_format=self.memory_format))
@@ -142,33 +142,14 @@ class FashionClassifier(LightningModule):
         loss.reset()
         confusion = results[prefix + CONFUSION_MATRIX]
         self._log_computed({k: v for k, v in results.items() if k != prefix + CONFUSION_MATRIX})
-        if self.trainer.testing:
-            self._log_confusion_figure(metrics[CONFUSION_MATRIX], confusion, "test/confusion_matrix")
-        elif not self.trainer.sanity_checking:
-            self._val_confusion = confusion
+        if not self.trainer.sanity_checking:
+            self.confusion[prefix.rstrip("/")] = confusion
         return results
 
     def _log_computed(self, values: dict[str, torch.Tensor]) -> None:
         # torchmetrics' compute() has already gathered every rank's data, so under DDP sync_dist only
         # averages identical copies; it keeps the values correct and Lightning from warning.
         self.log_dict(values, sync_dist=True)
-
-    def on_train_end(self) -> None:
-        # Drawn once, for the last validation: a matplotlib figure takes ~0.2 s to render, which at
-        # every validation would cost a small net ~7% of its training time.
-        if self._val_confusion is not None:
-            metric = self.val_metrics[CONFUSION_MATRIX]
-            self._log_confusion_figure(metric, self._val_confusion, "val/confusion_matrix")
-
-    def _log_confusion_figure(self, metric, confusion: torch.Tensor, tag: str) -> None:
-        logger = self.logger
-        if not (self.trainer.is_global_zero and isinstance(logger, TensorBoardLogger)):
-            return
-        fig, ax = metric.plot(confusion.cpu(), labels=self.class_names)
-        fig.set_size_inches(8, 8)
-        ax.set_title(f"{tag} (epoch {self.current_epoch})")
-        logger.experiment.add_figure(tag, fig, global_step=self.global_step)
-        plt.close(fig)
 
     def configure_optimizers(self):
         optimizer = self.optimizer(self.parameters())

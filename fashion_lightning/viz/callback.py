@@ -1,0 +1,137 @@
+"""The notes' pictures in TensorBoard, drawn during a run by a callback."""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.trainer.states import TrainerFn
+from matplotlib.figure import Figure
+from torch.utils.tensorboard import SummaryWriter
+
+from fashion_lightning.data import FashionMNISTDataModule
+from fashion_lightning.viz import figures
+from fashion_lightning.viz.conv_stages import ConvStages, first_conv
+
+
+class PictureLogger(Callback):
+    """Figures in TensorBoard's Images tab, next to the loss and accuracy curves (which are scalars).
+
+    - at the start of training: ``data/train_images``, a grid of training images with their class
+      names, and ``data/train_images_augmented``, the same images as augmentation hands them to the
+      network (when the data module augments);
+    - after validation: ``val/predictions`` (sample images titled "predicted (true)", green when right,
+      red when wrong), ``val/confusion_matrix``, ``val/class_accuracy`` (a bar per class), and
+      ``filters/first_conv``: the first convolution's learned filters and their feature maps for one
+      validation image, before ReLU, after ReLU and after 2x2 max-pooling;
+    - after testing: the same three ``test/`` pictures.
+
+    Drawing takes about a second of matplotlib per validation, so it happens every ``every_n_epochs``
+    epochs and after the last validation of a fit. Only rank 0 draws; without a TensorBoard logger
+    nothing is drawn.
+
+    Args:
+        every_n_epochs: draw the validation pictures every this many epochs (and for the last
+            validation); 0 turns all pictures off.
+        num_images: images in the training and prediction grids (rows of 10, as in the notes).
+        sample_index: the validation (or test) image whose feature maps are shown.
+    """
+
+    def __init__(self, every_n_epochs: int = 1, num_images: int = 20, sample_index: int = 0) -> None:
+        if every_n_epochs < 0 or num_images <= 0 or sample_index < 0:
+            raise ValueError(
+                "pictures: every_n_epochs must be 0 (off) or more, num_images positive and sample_index "
+                f"0 or more; got {every_n_epochs}, {num_images}, {sample_index}"
+            )
+        self.every_n_epochs = every_n_epochs
+        self.num_images = num_images
+        self.sample_index = sample_index
+        self._undrawn_validation = False
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        writer = self._writer(trainer)
+        if writer is None:
+            return
+        datamodule = trainer.datamodule
+        images, labels = (tensor[: self.num_images] for tensor in datamodule.train_set.tensors)
+        names = pl_module.class_names
+        step = trainer.global_step
+        figure = figures.labelled_batch(images, labels, names, suptitle="training images")
+        self._add(writer, "data/train_images", figure, step)
+        if datamodule.augment.enabled:
+            augmented = datamodule.augment(images)
+            figure = figures.labelled_batch(augmented, labels, names, suptitle="the same images, augmented")
+            self._add(writer, "data/train_images_augmented", figure, step)
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking or self._writer(trainer) is None:
+            return
+        fitting = trainer.state.fn == TrainerFn.FITTING  # else `validate`: draw every time
+        due = not fitting or (trainer.current_epoch + 1) % self.every_n_epochs == 0
+        self._undrawn_validation = not due
+        if due:
+            self._draw(trainer, pl_module, "val")
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._undrawn_validation:
+            self._draw(trainer, pl_module, "val")
+            self._undrawn_validation = False
+
+    def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._writer(trainer) is not None:
+            self._draw(trainer, pl_module, "test")
+
+    def _draw(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        writer, step, names = self._writer(trainer), trainer.global_step, pl_module.class_names
+        confusion = pl_module.confusion.get(stage)
+        if confusion is not None:
+            epoch = f"{stage}, epoch {trainer.current_epoch}"
+            self._add(
+                writer, f"{stage}/confusion_matrix", figures.confusion_matrix(confusion, names, epoch), step
+            )
+            self._add(
+                writer, f"{stage}/class_accuracy", figures.class_accuracy(confusion, names, epoch), step
+            )
+        dataset = trainer.datamodule.val_set if stage == "val" else trainer.datamodule.test_set
+        images, labels = (tensor[: self.num_images] for tensor in dataset.tensors)
+        predicted = predict(pl_module, FashionMNISTDataModule.normalize(images)).argmax(dim=1)
+        self._add(
+            writer, f"{stage}/predictions", figures.predictions_grid(images, predicted, labels, names), step
+        )
+        if stage == "val":
+            sample = dataset.tensors[0][self.sample_index % len(dataset)]
+            self._add(writer, "filters/first_conv", first_layer_figure(pl_module.net, sample), step)
+
+    def _writer(self, trainer: Trainer) -> SummaryWriter | None:
+        if self.every_n_epochs == 0 or not trainer.is_global_zero:
+            return None
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                return logger.experiment
+        return None
+
+    @staticmethod
+    def _add(writer: SummaryWriter, tag: str, figure: Figure, step: int) -> None:
+        writer.add_figure(tag, figure, global_step=step)  # renders, then closes the figure
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """Class probabilities in eval mode (dropout off, batch-norm statistics fixed); the mode is restored."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        return model(inputs.to(device)).float().softmax(dim=1).cpu()
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def first_layer_figure(net: torch.nn.Module, image: torch.Tensor) -> Figure:
+    """The first convolution's filters, and its feature maps for ``image`` (uint8 ``[1, H, W]``)."""
+    conv = first_conv(net)
+    inputs = FashionMNISTDataModule.normalize(image[None]).to(conv.weight.device)
+    stages = ConvStages(conv)(inputs)
+    title = f"first convolution of {type(net).__name__}: learned filters and feature maps"
+    return figures.conv_stages(image, conv.weight, stages, title)

@@ -1,0 +1,218 @@
+"""The notes' pictures as matplotlib figures: tensors in, a ``Figure`` out, nothing saved or logged.
+
+The callback logs these to TensorBoard and ``fashion-lightning-viz`` saves them as PNG files, so
+both show the same pictures. Figures are made with matplotlib's object API, not pyplot: no window,
+no display needed, no global state to clean up, whatever backend the user's matplotlib has.
+Images are ``[N, 1, H, W]`` or ``[N, H, W]`` tensors, uint8 or float.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+from matplotlib.figure import Figure
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+RIGHT, WRONG = "green", "red"
+
+
+def _plain(image: torch.Tensor) -> torch.Tensor:
+    """One image as a float ``[H, W]`` CPU tensor."""
+    return image.detach().float().cpu().reshape(image.shape[-2:])
+
+
+def _write_values(ax, values: torch.Tensor, text: Callable[[float], str], threshold: float, fontsize: float):
+    """Write each cell's value in it: white on cells below ``threshold`` (dark), black on the rest."""
+    for y, row in enumerate(values.tolist()):
+        for x, value in enumerate(row):
+            color = "white" if value < threshold else "black"
+            ax.annotate(text(value), xy=(x, y), ha="center", va="center", fontsize=fontsize, color=color)
+
+
+def _margins(
+    fig: Figure,
+    top: float,
+    left: float = 0.1,
+    right: float = 0.1,
+    bottom: float = 0.1,
+    wspace: float = 0.1,
+    hspace: float = 0.2,
+) -> None:
+    """Fixed margins in inches. Matplotlib's automatic layouts would find them too, but they double
+    the time to draw a grid, and these figures are drawn during training."""
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(
+        left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height,
+        wspace=wspace, hspace=hspace,
+    )  # fmt: skip
+
+
+def _hide_ticks(ax) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def image_grid(
+    images: torch.Tensor,
+    titles: Sequence[str],
+    colors: Sequence[str] | None = None,
+    columns: int = 10,
+    suptitle: str | None = None,
+) -> Figure:
+    """Images in rows of ``columns``, each titled (the notes' 2x10 batch of 20)."""
+    count = len(images)
+    rows = math.ceil(count / columns)
+    fig = Figure(figsize=(1.9 * columns, 2.3 * rows + (0.4 if suptitle else 0.0)))
+    axes = fig.subplots(rows, columns, squeeze=False)
+    _margins(fig, top=0.45 + (0.4 if suptitle else 0.0), hspace=0.35)
+    for i, ax in enumerate(axes.flat):
+        _hide_ticks(ax)
+        if i >= count:
+            ax.set_axis_off()
+            continue
+        ax.imshow(_plain(images[i]).numpy(), cmap="gray")
+        ax.set_title(titles[i], fontsize=9, color=colors[i] if colors else "black")
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
+
+
+def labelled_batch(
+    images: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str], **kwargs
+) -> Figure:
+    return image_grid(images, [class_names[label] for label in labels.tolist()], **kwargs)
+
+
+def predictions_grid(
+    images: torch.Tensor, predicted: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str]
+) -> Figure:
+    """The notes' "predicted (true)" titles: green when right, red when wrong."""
+    pairs = list(zip(predicted.tolist(), labels.tolist(), strict=True))
+    titles = [f"{class_names[p]}\n({class_names[t]})" for p, t in pairs]
+    colors = [RIGHT if p == t else WRONG for p, t in pairs]
+    right = sum(p == t for p, t in pairs)
+    return image_grid(images, titles, colors, suptitle=f"predicted (true): {right} of {len(pairs)} right")
+
+
+def pixel_values(image: torch.Tensor, title: str) -> Figure:
+    """One image with each pixel's value (scaled to 0-1, as the notes' ToTensor) written in its cell;
+    the text is white on dark pixels and black on light ones."""
+    values = _plain(image)
+    if values.max() > 1:
+        values = values / 255
+    fig = Figure(figsize=(12, 12), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(values.numpy(), cmap="gray", vmin=0, vmax=1)
+    threshold = values.max().item() / 2.5
+    _write_values(
+        ax, values, lambda v: f"{v:.2f}".lstrip("0") if round(v, 2) else "0", threshold, fontsize=6.5
+    )
+    _hide_ticks(ax)
+    ax.set_title(title)
+    return fig
+
+
+def conv_stages(
+    image: torch.Tensor,
+    weights: torch.Tensor,
+    stages: Mapping[str, torch.Tensor],
+    title: str,
+    max_channels: int = 8,
+) -> Figure:
+    """The notes' filter pictures in one figure: the input image; a row of filters (values written on
+    small ones); then one row per stage (conv output, after ReLU, after pooling), one column per filter,
+    each row on one colour scale with its colour bar."""
+    channels = min(len(weights), max_channels)
+    rows = 1 + len(stages)
+    fig = Figure(figsize=(1.6 * (channels + 1) + 0.8, 1.8 * rows + 0.6))
+    # the last, narrow column holds each row's colour bar
+    axes = fig.subplots(rows, channels + 2, squeeze=False, width_ratios=[1] * (channels + 1) + [0.08])
+    _margins(fig, top=0.75, left=0.1, right=0.5, wspace=0.12, hspace=0.25)
+    for ax in axes.flat:
+        _hide_ticks(ax)
+    axes[0, -1].set_axis_off()
+    axes[0, 0].imshow(_plain(image).numpy(), cmap="gray")
+    axes[0, 0].set_title("input", fontsize=9)
+    for row in range(1, rows):
+        axes[row, 0].set_axis_off()
+    kernel = weights[:channels, 0].detach().float().cpu()
+    limit = kernel.abs().max().item() or 1.0
+    for c in range(channels):
+        ax = axes[0, c + 1]
+        ax.imshow(kernel[c].numpy(), cmap="gray", vmin=-limit, vmax=limit)
+        ax.set_title(f"filter {c + 1}", fontsize=9)
+        if kernel.shape[-1] <= 5:
+            _write_values(ax, kernel[c], lambda v: f"{v:.2g}", threshold=0.0, fontsize=7)
+    for row, (name, maps) in enumerate(stages.items(), start=1):
+        maps = maps.detach().float().cpu().reshape(-1, *maps.shape[-2:])[:channels]
+        low, high = maps.min().item(), maps.max().item()
+        for c in range(channels):
+            shown = axes[row, c + 1].imshow(maps[c].numpy(), cmap="gray", vmin=low, vmax=high)
+        axes[row, 1].set_ylabel(name, fontsize=9)
+        fig.colorbar(shown, cax=axes[row, -1])
+    if len(weights) > channels:
+        title += f" (first {channels} of {len(weights)} filters)"
+    fig.suptitle(title)
+    return fig
+
+
+def confusion_matrix(confusion: torch.Tensor, class_names: Sequence[str], title: str, ax=None) -> Figure:
+    """torchmetrics' own confusion-matrix plot, sized so the class names do not overlap."""
+    if ax is None:
+        ax = Figure(figsize=(8, 8)).subplots()
+        _margins(ax.figure, top=0.4, left=1.5, bottom=1.3, right=0.2)
+    fig, ax = MulticlassConfusionMatrix(len(class_names)).plot(
+        confusion.cpu(), ax=ax, labels=list(class_names)
+    )
+    ax.set_title(title)
+    return fig
+
+
+def class_accuracy(confusion: torch.Tensor, class_names: Sequence[str], title: str, ax=None) -> Figure:
+    """The notes' per-class accuracy (recall) as a bar chart, each bar labelled with its value."""
+    confusion = confusion.cpu()
+    accuracy = (confusion.diag() / confusion.sum(dim=1).clamp(min=1)).tolist()
+    overall = (confusion.diag().sum() / confusion.sum().clamp(min=1)).item()
+    if ax is None:
+        ax = Figure(figsize=(8, 5), layout="constrained").subplots()
+    positions = range(len(class_names))
+    ax.barh(positions, accuracy, color="tab:blue")
+    ax.set_yticks(list(positions), labels=list(class_names))
+    ax.invert_yaxis()  # first class at the top, as in the notes' table
+    ax.set_xlim(0, 1.1)
+    ax.set_xlabel("accuracy (share of the class's images given that class)")
+    for position, value in enumerate(accuracy):
+        ax.text(value + 0.01, position, f"{value:.1%}", va="center", fontsize=9)
+    ax.axvline(overall, color="gray", linestyle="--")
+    ax.set_title(f"{title} (dashed: overall, {overall:.2%})")
+    return ax.figure
+
+
+def confusion_report(confusion: torch.Tensor, class_names: Sequence[str], title: str) -> Figure:
+    """The confusion matrix and the per-class accuracy side by side."""
+    fig = Figure(figsize=(17, 7.5), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    confusion_matrix(confusion, class_names, "confusion matrix (rows: true class)", ax=left)
+    class_accuracy(confusion, class_names, "accuracy per class", ax=right)
+    fig.suptitle(title)
+    return fig
+
+
+def curves(scalars: Mapping[str, Sequence[tuple[int, float]]], title: str) -> Figure:
+    """Loss curves on the left, accuracy curves on the right, against the training step."""
+    fig = Figure(figsize=(13, 4.8), layout="constrained")
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    for ax, metric in ((loss_ax, "loss"), (acc_ax, "acc")):
+        for tag, points in scalars.items():
+            if tag.endswith(f"/{metric}") or tag.endswith(f"/{metric}_step"):
+                steps, values = zip(*points, strict=True)
+                ax.plot(steps, values, marker="." if len(points) < 50 else None, label=tag)
+        ax.set_xlabel("training step")
+        ax.set_ylabel(metric if metric == "loss" else "accuracy")
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend()
+    fig.suptitle(title)
+    return fig
