@@ -6,8 +6,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= configs/dropout.yaml
+RUN ?= runs/$(basename $(notdir $(CONFIG)))
 
-.PHONY: setup data train test lint benchmark clean
+.PHONY: setup data train test lint benchmark pictures clean
 
 setup: $(VENV)/.installed
 
@@ -33,5 +34,12 @@ test: lint
 benchmark: data
 	$(BIN)/python scripts/benchmark.py --configs configs/fast.yaml configs/dropout_tuned.yaml configs/best.yaml
 
+# the notes' pictures as PNG files in pictures/, for the latest run of CONFIG (after `make train`)
+pictures: data
+	for command in edge-filters batch pixels; do $(BIN)/fashion-lightning-viz $$command || exit 1; done
+	for command in predictions filters confusion; do \
+	  $(BIN)/fashion-lightning-viz $$command --ckpt_path best --root $(RUN) || exit 1; done
+	$(BIN)/fashion-lightning-viz curves --logdir $(RUN)
+
 clean:
-	rm -rf $(VENV) runs lightning_logs .pytest_cache
+	rm -rf $(VENV) runs lightning_logs pictures .pytest_cache

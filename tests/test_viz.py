@@ -81,6 +81,17 @@ def test_pictures_every_epoch_by_default(tmp_path, tiny_data):
     assert [event.step for event in images["val/predictions"]] == [10, 20]
 
 
+def test_pictures_do_not_change_training(tmp_path, tiny_data):
+    """Drawing uses no random numbers of the run's: the same seed trains the same weights, pictures or not."""
+    weights = []
+    for every in (1, 0):
+        cli = fit(
+            tiny_data, tmp_path / str(every), "--trainer.max_epochs=2", f"--pictures.every_n_epochs={every}"
+        )
+        weights.append(cli.model.net.state_dict())
+    assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
+
+
 def test_edge_filters_are_the_notes_four_and_match_functional_conv2d():
     weights = edge_filters()
     vertical = torch.tensor([-1.0, -1.0, 1.0, 1.0]).expand(4, 4)

@@ -59,7 +59,8 @@ class PictureLogger(Callback):
         figure = figures.labelled_batch(images, labels, names, suptitle="training images")
         self._add(writer, "data/train_images", figure, step)
         if datamodule.augment.enabled:
-            augmented = datamodule.augment(images)
+            with torch.random.fork_rng(devices=[]):  # leave the training's random stream as it was
+                augmented = datamodule.augment(images)
             figure = figures.labelled_batch(augmented, labels, names, suptitle="the same images, augmented")
             self._add(writer, "data/train_images_augmented", figure, step)
 
