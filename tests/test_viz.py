@@ -14,9 +14,11 @@ from tiny_idx import write_tiny_fashion_mnist
 from torchvision.datasets import FashionMNIST
 
 from fashion_lightning.cli import FashionLightningCLI
+from fashion_lightning.models import ConvBNNet, DropoutNet
 from fashion_lightning.viz import figures
+from fashion_lightning.viz.callback import first_layer_figure
 from fashion_lightning.viz.cli import main as viz
-from fashion_lightning.viz.conv_stages import edge_filter_layer, edge_filters
+from fashion_lightning.viz.conv_stages import edge_filter_layer, edge_filters, first_conv, relu_follows
 
 REPO = Path(__file__).resolve().parents[1]
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
@@ -54,7 +56,8 @@ def run(tmp_path_factory):
     root = tmp / "runs"
     cli = fit(data_dir, root, "--trainer.max_epochs=3", "--pictures.every_n_epochs=2")
     cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best", verbose=False)
-    return {"data_dir": data_dir, "root": root, "run_dir": root / "version_0"}
+    best_step = torch.load(cli.trainer.checkpoint_callback.best_model_path, weights_only=True)["global_step"]
+    return {"data_dir": data_dir, "root": root, "run_dir": root / "version_0", "best_step": best_step}
 
 
 def test_tensorboard_shows_the_notes_pictures(run):
@@ -68,6 +71,8 @@ def test_tensorboard_shows_the_notes_pictures(run):
     for tag in VAL_PICTURES:
         assert [event.step for event in images[tag]] == [20, 30], tag
     assert [event.step for event in images["data/train_images"]] == [0]
+    # a test draws at the step of the checkpoint it tested, not at the loop's step
+    assert [event.step for event in images["test/predictions"]] == [run["best_step"]]
 
 
 def test_pictures_can_be_turned_off(tmp_path, tiny_data):
@@ -75,10 +80,10 @@ def test_pictures_can_be_turned_off(tmp_path, tiny_data):
     assert images_by_tag(tmp_path / "version_0") == {}
 
 
-def test_pictures_every_epoch_by_default(tmp_path, tiny_data):
-    fit(tiny_data, tmp_path, "--trainer.max_epochs=2", config="dropout")  # a config that leaves `pictures` be
+def test_pictures_every_5_epochs_and_after_the_last_by_default(tmp_path, tiny_data):
+    fit(tiny_data, tmp_path, "--trainer.max_epochs=6")
     images = images_by_tag(tmp_path / "version_0")
-    assert [event.step for event in images["val/predictions"]] == [10, 20]
+    assert [event.step for event in images["val/predictions"]] == [50, 60]
 
 
 def test_pictures_do_not_change_training(tmp_path, tiny_data):
@@ -105,6 +110,13 @@ def test_edge_filters_are_the_notes_four_and_match_functional_conv2d():
     assert torch.allclose(stages["after ReLU"], expected.clamp(min=0), atol=1e-6)
     assert torch.allclose(stages["after max-pool 2x2"], F.max_pool2d(expected.clamp(min=0), 2), atol=1e-6)
     assert stages["after max-pool 2x2"].shape == (1, 4, 12, 12)
+
+
+def test_feature_maps_say_when_the_net_normalises_before_relu():
+    net, notes_net = ConvBNNet(), DropoutNet()
+    assert relu_follows(notes_net, first_conv(notes_net)) and not relu_follows(net, first_conv(net))
+    title = first_layer_figure(net, torch.zeros(1, 28, 28, dtype=torch.uint8))._suptitle.get_text()
+    assert "ConvBNNet normalises first" in title
 
 
 def test_pixel_values_are_written_in_contrasting_colours():
@@ -181,15 +193,18 @@ def test_edge_filters_on_an_image_file_of_any_size_and_mode(tmp_path, capsys):
         (["confusion", "--ckpt_path=best", "--root={tmp}"], "no run with checkpoints under"),
         (["filters", "--ckpt_path={tmp}/broken.png"], "as a fashion-lightning checkpoint"),
         (["curves", "--logdir={tmp}"], "no TensorBoard event files in"),
+        (["edge-filters", "--image={tmp}/tiny.png"], "is 4x4 pixels; give an image of at least 8 pixels"),
+        (["batch", "--out={tmp}/batch.jpg"], "--out {tmp}/batch.jpg: the pictures are PNG files"),
     ],
     ids=lambda value: value[0] if isinstance(value, list) else "",
 )
 def test_bad_input_gets_a_clear_message(command, message, tmp_path, tiny_data):
     (tmp_path / "broken.png").write_bytes(b"not a PNG at all")
-    args = [arg.format(tmp=tmp_path) for arg in command]
-    data = [] if command[0] == "curves" else [f"--data_dir={tiny_data}"]
-    with pytest.raises(SystemExit) as exit_info:
-        viz([*args, *data, f"--out={tmp_path / 'out.png'}"])
+    Image.new("L", (4, 4)).save(tmp_path / "tiny.png")
+    command = [arg.format(tmp=tmp_path) for arg in command]
+    data = [] if command[0] == "curves" else [f"--data.data_dir={tiny_data}"]
+    with pytest.raises(SystemExit) as exit_info:  # a later --out in `command` wins over this one
+        viz([command[0], f"--out={tmp_path / 'out.png'}", *data, *command[1:]])
     assert str(exit_info.value).startswith("error: ")
     assert message.format(tmp=tmp_path) in str(exit_info.value)
     assert not (tmp_path / "out.png").exists()

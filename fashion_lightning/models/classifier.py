@@ -67,6 +67,7 @@ class FashionClassifier(LightningModule):
         self.val_acc_best = MaxMetric()
         # the latest confusion matrix of each stage ("val", "test"), drawn by viz.PictureLogger
         self.confusion: dict[str, torch.Tensor] = {}
+        self.checkpoint_position: tuple[int, int] | None = None  # (epoch, step) of the loaded weights
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images.contiguous(memory_format=self.memory_format))
@@ -150,6 +151,10 @@ class FashionClassifier(LightningModule):
         # torchmetrics' compute() has already gathered every rank's data, so under DDP sync_dist only
         # averages identical copies; it keeps the values correct and Lightning from warning.
         self.log_dict(values, sync_dist=True)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # test/validate do not restore the loop's epoch and step; pictures are drawn at the checkpoint's
+        self.checkpoint_position = (checkpoint["epoch"], checkpoint["global_step"])
 
     def configure_optimizers(self):
         optimizer = self.optimizer(self.parameters())

@@ -11,7 +11,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from fashion_lightning.data import FashionMNISTDataModule
 from fashion_lightning.viz import figures
-from fashion_lightning.viz.conv_stages import ConvStages, first_conv
+from fashion_lightning.viz.conv_stages import ConvStages, first_conv, relu_follows
 
 
 class PictureLogger(Callback):
@@ -26,18 +26,19 @@ class PictureLogger(Callback):
       validation image, before ReLU, after ReLU and after 2x2 max-pooling;
     - after testing: the same three ``test/`` pictures.
 
-    Drawing takes about a second of matplotlib per validation, so it happens every ``every_n_epochs``
-    epochs and after the last validation of a fit. Only rank 0 draws; without a TensorBoard logger
-    nothing is drawn.
+    Drawing takes about a second of matplotlib per validation on a small CPU, so it happens every
+    ``every_n_epochs`` epochs and after the last validation of a fit. Only rank 0 draws; without a
+    TensorBoard logger nothing is drawn. It reads its images from ``trainer.datamodule``, a
+    ``FashionMNISTDataModule``. A test or validate run draws at the step of the checkpoint it loaded.
 
     Args:
         every_n_epochs: draw the validation pictures every this many epochs (and for the last
             validation); 0 turns all pictures off.
         num_images: images in the training and prediction grids (rows of 10, as in the notes).
-        sample_index: the validation (or test) image whose feature maps are shown.
+        sample_index: the validation image whose feature maps are shown.
     """
 
-    def __init__(self, every_n_epochs: int = 1, num_images: int = 20, sample_index: int = 0) -> None:
+    def __init__(self, every_n_epochs: int = 5, num_images: int = 20, sample_index: int = 0) -> None:
         if every_n_epochs < 0 or num_images <= 0 or sample_index < 0:
             raise ValueError(
                 "pictures: every_n_epochs must be 0 (off) or more, num_images positive and sample_index "
@@ -46,7 +47,7 @@ class PictureLogger(Callback):
         self.every_n_epochs = every_n_epochs
         self.num_images = num_images
         self.sample_index = sample_index
-        self._undrawn_validation = False
+        self._undrawn_validation: tuple[int, int] | None = None  # (epoch, step) of a validation not drawn
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         writer = self._writer(trainer)
@@ -55,53 +56,53 @@ class PictureLogger(Callback):
         datamodule = trainer.datamodule
         images, labels = (tensor[: self.num_images] for tensor in datamodule.train_set.tensors)
         names = pl_module.class_names
-        step = trainer.global_step
-        figure = figures.labelled_batch(images, labels, names, suptitle="training images")
-        self._add(writer, "data/train_images", figure, step)
+        pictures = {
+            "data/train_images": figures.labelled_batch(images, labels, names, suptitle="training images")
+        }
         if datamodule.augment.enabled:
             with torch.random.fork_rng(devices=[]):  # leave the training's random stream as it was
                 augmented = datamodule.augment(images)
-            figure = figures.labelled_batch(augmented, labels, names, suptitle="the same images, augmented")
-            self._add(writer, "data/train_images_augmented", figure, step)
+            title = "the same images, augmented"
+            pictures["data/train_images_augmented"] = figures.labelled_batch(
+                augmented, labels, names, suptitle=title
+            )
+        self._add(writer, pictures, trainer.global_step)
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking or self._writer(trainer) is None:
             return
         fitting = trainer.state.fn == TrainerFn.FITTING  # else `validate`: draw every time
-        due = not fitting or (trainer.current_epoch + 1) % self.every_n_epochs == 0
-        self._undrawn_validation = not due
-        if due:
-            self._draw(trainer, pl_module, "val")
+        epoch, step = position(trainer, pl_module)
+        if not fitting or (epoch + 1) % self.every_n_epochs == 0:
+            self._draw(trainer, pl_module, "val", epoch, step)
+            self._undrawn_validation = None
+        else:
+            self._undrawn_validation = (epoch, step)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self._undrawn_validation:
-            self._draw(trainer, pl_module, "val")
-            self._undrawn_validation = False
+        if self._undrawn_validation is not None:  # the last validation of the fit is always drawn
+            self._draw(trainer, pl_module, "val", *self._undrawn_validation)
+            self._undrawn_validation = None
 
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._writer(trainer) is not None:
-            self._draw(trainer, pl_module, "test")
+            self._draw(trainer, pl_module, "test", *position(trainer, pl_module))
 
-    def _draw(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        writer, step, names = self._writer(trainer), trainer.global_step, pl_module.class_names
-        confusion = pl_module.confusion.get(stage)
-        if confusion is not None:
-            epoch = f"{stage}, epoch {trainer.current_epoch}"
-            self._add(
-                writer, f"{stage}/confusion_matrix", figures.confusion_matrix(confusion, names, epoch), step
-            )
-            self._add(
-                writer, f"{stage}/class_accuracy", figures.class_accuracy(confusion, names, epoch), step
-            )
-        dataset = trainer.datamodule.val_set if stage == "val" else trainer.datamodule.test_set
+    def _draw(self, trainer: Trainer, pl_module: LightningModule, stage: str, epoch: int, step: int) -> None:
+        names, datamodule = pl_module.class_names, trainer.datamodule
+        dataset = datamodule.val_set if stage == "val" else datamodule.test_set
         images, labels = (tensor[: self.num_images] for tensor in dataset.tensors)
         predicted = predict(pl_module, FashionMNISTDataModule.normalize(images)).argmax(dim=1)
-        self._add(
-            writer, f"{stage}/predictions", figures.predictions_grid(images, predicted, labels, names), step
-        )
-        if stage == "val":
+        pictures = {f"{stage}/predictions": figures.predictions_grid(images, predicted, labels, names)}
+        confusion = pl_module.confusion.get(stage)
+        if confusion is not None:
+            title = f"{stage}, epoch {epoch}"
+            pictures[f"{stage}/confusion_matrix"] = figures.confusion_matrix(confusion, names, title)
+            pictures[f"{stage}/class_accuracy"] = figures.class_accuracy(confusion, names, title)
+        if stage == "val" and first_conv(pl_module.net) is not None:
             sample = dataset.tensors[0][self.sample_index % len(dataset)]
-            self._add(writer, "filters/first_conv", first_layer_figure(pl_module.net, sample), step)
+            pictures["filters/first_conv"] = first_layer_figure(pl_module.net, sample)
+        self._add(self._writer(trainer), pictures, step)
 
     def _writer(self, trainer: Trainer) -> SummaryWriter | None:
         if self.every_n_epochs == 0 or not trainer.is_global_zero:
@@ -112,8 +113,17 @@ class PictureLogger(Callback):
         return None
 
     @staticmethod
-    def _add(writer: SummaryWriter, tag: str, figure: Figure, step: int) -> None:
-        writer.add_figure(tag, figure, global_step=step)  # renders, then closes the figure
+    def _add(writer: SummaryWriter, pictures: dict[str, Figure], step: int) -> None:
+        for tag, figure in pictures.items():
+            writer.add_figure(tag, figure, global_step=step)  # renders, then closes the figure
+
+
+def position(trainer: Trainer, pl_module: LightningModule) -> tuple[int, int]:
+    """(epoch, global step) of the weights: the loop's own while fitting; the loaded checkpoint's in a
+    test or validate run, whose loop counters start at 0."""
+    if trainer.state.fn != TrainerFn.FITTING and pl_module.checkpoint_position is not None:
+        return pl_module.checkpoint_position
+    return trainer.current_epoch, trainer.global_step
 
 
 @torch.no_grad()
@@ -132,7 +142,12 @@ def predict(model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
 def first_layer_figure(net: torch.nn.Module, image: torch.Tensor) -> Figure:
     """The first convolution's filters, and its feature maps for ``image`` (uint8 ``[1, H, W]``)."""
     conv = first_conv(net)
+    if conv is None:
+        raise ValueError(f"{type(net).__name__} has no Conv2d layer, so it has no filters to show")
     inputs = FashionMNISTDataModule.normalize(image[None]).to(conv.weight.device)
     stages = ConvStages(conv)(inputs)
     title = f"first convolution of {type(net).__name__}: learned filters and feature maps"
+    if not relu_follows(net, conv):
+        name = type(net).__name__
+        title += f"\n(ReLU and max-pool applied to the convolution as in the notes; {name} normalises first)"
     return figures.conv_stages(image, conv.weight, stages, title)

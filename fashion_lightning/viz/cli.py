@@ -25,7 +25,6 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image, UnidentifiedImageError
 from torchmetrics.functional.classification import multiclass_confusion_matrix
-from torchvision.datasets import FashionMNIST
 
 from fashion_lightning.data.datamodule import FashionMNISTDataModule
 from fashion_lightning.data.files import DataError, ensure_files, load_split
@@ -33,11 +32,12 @@ from fashion_lightning.models import FashionClassifier
 from fashion_lightning.runs import CheckpointError, resolve_checkpoint
 from fashion_lightning.viz import figures
 from fashion_lightning.viz.callback import first_layer_figure, predict
-from fashion_lightning.viz.conv_stages import edge_filter_layer, edge_filters
+from fashion_lightning.viz.conv_stages import edge_filter_layer, edge_filters, first_conv
 from fashion_lightning.viz.events import EventsError, read_scalars
 
-CLASSES = FashionMNIST.classes
+CLASSES = FashionMNISTDataModule.classes
 PHOTO_MAX_SIDE = 512  # larger photos are scaled down: the filters' outputs stay legible, and quick
+PHOTO_MIN_SIDE = 8  # a 4x4 filter and a 2x2 pool need a few pixels to show anything
 
 
 class VizError(RuntimeError):
@@ -92,6 +92,11 @@ def _photo(path: Path) -> torch.Tensor:
             image = opened.convert("L")
     except (OSError, UnidentifiedImageError) as err:
         raise VizError(f"cannot read {path} as an image ({err}); give a PNG or JPEG file") from None
+    if min(image.size) < PHOTO_MIN_SIDE:
+        raise VizError(
+            f"{path} is {image.width}x{image.height} pixels; "
+            f"give an image of at least {PHOTO_MIN_SIDE} pixels each way"
+        )
     image.thumbnail((PHOTO_MAX_SIDE, PHOTO_MAX_SIDE))
     return (
         torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(1, image.height, image.width)
@@ -120,6 +125,8 @@ def predictions_figure(args: argparse.Namespace) -> Figure:
 
 def filters_figure(args: argparse.Namespace) -> Figure:
     model = _model(args)
+    if first_conv(model.net) is None:
+        raise VizError(f"{type(model.net).__name__} has no Conv2d layer, so it has no filters to show")
     images, _ = _pick(*_images(args, train=False), args.index)
     return first_layer_figure(model.net, images[0])
 
@@ -164,7 +171,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         )
         command.add_argument("--verbose", action="store_true", help="show a traceback on errors")
         if name != "curves":
-            command.add_argument("--data_dir", default="data", help="the data folder (default: data)")
+            command.add_argument(
+                "--data_dir",
+                "--data.data_dir",
+                dest="data_dir",
+                default="data",
+                help="the data folder (default: data)",
+            )
         if name in ("predictions", "filters", "confusion"):
             command.add_argument("--ckpt_path", required=True, help="a .ckpt file, or best/last with --root")
             command.add_argument(
@@ -186,6 +199,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
+        if args.out.suffix.lower() != ".png":
+            raise VizError(f"--out {args.out}: the pictures are PNG files, give a name ending in .png")
         figure = COMMANDS[args.command][0](args)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(args.out, dpi=100)

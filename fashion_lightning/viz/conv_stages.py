@@ -39,9 +39,14 @@ def edge_filter_layer() -> ConvStages:
     return ConvStages(conv)
 
 
-def first_conv(net: nn.Module) -> nn.Conv2d:
+def first_conv(net: nn.Module) -> nn.Conv2d | None:
     """The network's first convolution (in module order), whose filters look at the pixels."""
-    for module in net.modules():
-        if isinstance(module, nn.Conv2d):
-            return module
-    raise ValueError(f"{type(net).__name__} has no Conv2d layer, so it has no filters to show")
+    return next((module for module in net.modules() if isinstance(module, nn.Conv2d)), None)
+
+
+def relu_follows(net: nn.Module, conv: nn.Conv2d) -> bool:
+    """Whether the module registered right after ``conv`` is a ReLU, as in the notes' nets (ConvBNNet
+    pools and normalises first, so the feature maps drawn by ``ConvStages`` are the notes' order)."""
+    modules = list(net.modules())
+    after = modules.index(conv) + 1
+    return after < len(modules) and isinstance(modules[after], nn.ReLU)

@@ -129,7 +129,7 @@ def conv_stages(
     fig = Figure(figsize=(1.6 * (channels + 1) + 0.8, 1.8 * rows + 0.6))
     # the last, narrow column holds each row's colour bar
     axes = fig.subplots(rows, channels + 2, squeeze=False, width_ratios=[1] * (channels + 1) + [0.08])
-    _margins(fig, top=0.75, left=0.1, right=0.5, wspace=0.12, hspace=0.25)
+    _margins(fig, top=0.5 + 0.25 * title.count("\n") + 0.25, left=0.1, right=0.5, wspace=0.12, hspace=0.25)
     for ax in axes.flat:
         _hide_ticks(ax)
     axes[0, -1].set_axis_off()
@@ -153,7 +153,8 @@ def conv_stages(
         axes[row, 1].set_ylabel(name, fontsize=9)
         fig.colorbar(shown, cax=axes[row, -1])
     if len(weights) > channels:
-        title += f" (first {channels} of {len(weights)} filters)"
+        first_line, *rest = title.split("\n")
+        title = "\n".join([f"{first_line} (first {channels} of {len(weights)} filters)", *rest])
     fig.suptitle(title)
     return fig
 
@@ -206,8 +207,9 @@ def curves(scalars: Mapping[str, Sequence[tuple[int, float]]], title: str) -> Fi
     loss_ax, acc_ax = fig.subplots(1, 2)
     for ax, metric in ((loss_ax, "loss"), (acc_ax, "acc")):
         for tag, points in scalars.items():
-            if tag.endswith(f"/{metric}") or tag.endswith(f"/{metric}_step"):
-                steps, values = zip(*points, strict=True)
+            training = tag.startswith(("train/", "val/"))  # a test's scalars are one point, not a curve
+            if training and (tag.endswith(f"/{metric}") or tag.endswith(f"/{metric}_step")):
+                steps, values = zip(*sorted(points), strict=True)  # a resumed run may append earlier steps
                 ax.plot(steps, values, marker="." if len(points) < 50 else None, label=tag)
         ax.set_xlabel("training step")
         ax.set_ylabel(metric if metric == "loss" else "accuracy")
