@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -11,8 +12,12 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from fashion_lightning.data import DataError, FashionMNISTDataModule
 from fashion_lightning.models import FashionClassifier
+from fashion_lightning.predictions import PredictionWriter
 from fashion_lightning.runs import CheckpointError, resolve_checkpoint, run_version
 from fashion_lightning.viz.callback import PictureLogger
+
+# predict's batch indices serve only writers that ask for them; ours keeps the order of the images
+warnings.filterwarnings("ignore", message="Couldn't infer the batch indices fetched from your dataloader")
 
 
 class FashionLightningCLI(LightningCLI):
@@ -53,6 +58,10 @@ class FashionLightningCLI(LightningCLI):
         )
         # the notes' pictures in TensorBoard; `--pictures.every_n_epochs 0` turns them off
         parser.add_lightning_class_args(PictureLogger, "pictures")
+        # `predict` writes a CSV (`--predictions.output`); `--data.predict_images` picks the images
+        parser.add_lightning_class_args(PredictionWriter, "predictions")
+        # a checkpoint's own hyperparameters replace this, so `predict --ckpt_path X` needs no config
+        parser.set_defaults({"model.net": {"class_path": "fashion_lightning.models.DropoutNet"}})
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
         super().parse_arguments(parser, args)

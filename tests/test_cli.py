@@ -225,7 +225,8 @@ def test_bf16_mixed_precision_trains(tiny_data, tmp_path):
 
 
 def test_predict_returns_class_probabilities(trained):
-    run = cli("predict", "baseline", trained["data_dir"], trained["root"], "--ckpt_path=last")
+    output = f"--predictions.output={trained['root'] / 'predictions.csv'}"
+    run = cli("predict", "baseline", trained["data_dir"], trained["root"], "--ckpt_path=last", output)
     probabilities = torch.cat(run.trainer.predict_loop.predictions)
     assert probabilities.shape == (60, 10)
     torch.testing.assert_close(probabilities.sum(1), torch.ones(60))

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image, ImageOps
 from torchvision import transforms
 from torchvision.datasets import FashionMNIST
 
-from fashion_lightning.cli import FashionLightningCLI
+from fashion_lightning.cli import FashionLightningCLI, main
 from fashion_lightning.data import FashionMNISTDataModule
+from fashion_lightning.data.files import load_split, raw_dir
 
 pytestmark = pytest.mark.real_data
 REPO = Path(__file__).resolve().parents[1]
@@ -70,3 +73,29 @@ def test_one_epoch_of_the_dropout_config_passes_70_percent(real_data_dir, tmp_pa
     fit = FashionLightningCLI(args=args)
     fit.trainer.test(fit.model, datamodule=fit.datamodule, ckpt_path="best")
     assert fit.trainer.callback_metrics["test/acc"].item() > 0.70
+
+
+def test_photo_like_copies_of_test_images_are_classified_above_80_percent(real_data_dir, tmp_path):
+    """The issue's user check: big RGB images, dark garment on a white page, through `predict`."""
+    root = tmp_path / "runs"
+    data = [f"--data.data_dir={real_data_dir}", "--trainer.enable_progress_bar=false"]
+    fit = ["fit", "--config", str(REPO / "configs/dropout_tuned.yaml"), f"--trainer.default_root_dir={root}"]
+    FashionLightningCLI(args=[*fit, *data, "--pictures.every_n_epochs=0"])
+    images, labels = load_split(raw_dir(real_data_dir), train=False)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    picked = range(0, len(images), 50)
+    for i in picked:
+        garment = ImageOps.invert(Image.fromarray(images[i].numpy())).resize(
+            (280, 280), Image.Resampling.BICUBIC
+        )
+        page = Image.new("RGB", (400, 360), "white")
+        page.paste(garment.convert("RGB"), (60, 40))
+        page.save(folder / f"{i:05d}.jpg", quality=90)
+    output = tmp_path / "predictions.csv"
+    predict = ["predict", "--ckpt_path=best", f"--trainer.default_root_dir={root}"]
+    main([*predict, *data, f"--data.predict_images={folder}", f"--predictions.output={output}"])
+    rows = list(csv.DictReader(output.open()))
+    truth = [FashionMNISTDataModule.classes[labels[i]] for i in picked]
+    accuracy = sum(row["predicted"] == name for row, name in zip(rows, truth, strict=True)) / len(rows)
+    assert len(rows) == len(picked) and accuracy >= 0.80, f"{accuracy:.1%}"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import torch
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import TensorDataset
 from torchvision.datasets import FashionMNIST
 
 from fashion_lightning.data.augmentation import Augmentation
 from fashion_lightning.data.device_batches import DeviceBatches
-from fashion_lightning.data.files import ensure_files, load_split, raw_dir
+from fashion_lightning.data.files import DataError, ensure_files, load_split, raw_dir
+from fashion_lightning.data.images import load_images
 
 
 class FashionMNISTDataModule(LightningDataModule):
@@ -37,6 +39,7 @@ class FashionMNISTDataModule(LightningDataModule):
         shuffle_seed: int | None = None,
         augment: Augmentation = Augmentation(),
         download: bool = True,
+        predict_images: str | list[str] | None = None,
     ) -> None:
         """
         Args:
@@ -51,6 +54,8 @@ class FashionMNISTDataModule(LightningDataModule):
                 default the run's seed (``seed_everything``), shared by all DDP ranks.
             augment: random changes to training images, drawn per image on the training device.
             download: fall back to torchvision's download when no copy is found.
+            predict_images: an image file or folder, or a list of them, for ``predict`` (any size, colour or
+                format, see ``images.to_fashion_mnist``); by default ``predict`` runs on the test set.
         """
         super().__init__()
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
@@ -64,6 +69,8 @@ class FashionMNISTDataModule(LightningDataModule):
         self.train_set: TensorDataset | None = None
         self.val_set: TensorDataset | None = None
         self.test_set: TensorDataset | None = None
+        self.predict_set: TensorDataset | None = None
+        self.predict_paths: list[str] = []  # what each predicted image is: a file, or "test image N"
 
     def prepare_data(self) -> None:
         ensure_files(self.hparams.data_dir, self.hparams.local_copy, self.hparams.download)
@@ -83,6 +90,29 @@ class FashionMNISTDataModule(LightningDataModule):
             self.train_set = self._dataset(images, labels, order[val_size:])
         if stage in ("test", "predict") and self.test_set is None:
             self.test_set = self._dataset(*load_split(folder, train=False))
+        if stage == "predict" and self.predict_set is None:
+            self._setup_predict()
+
+    def _setup_predict(self) -> None:
+        if not self.hparams.predict_images:
+            self.predict_set = self.test_set
+            self.predict_paths = [f"test image {i}" for i in range(len(self.test_set))]
+            return
+        named = self.hparams.predict_images
+        try:
+            images, paths, skipped = load_images([named] if isinstance(named, str) else named)
+        except FileNotFoundError as err:
+            raise DataError(f"data.predict_images: {err}") from None
+        for path, reason in skipped:
+            rank_zero_warn(f"skipped {path}: {reason}")
+        if not paths:
+            raise DataError(
+                f"data.predict_images={self.hparams.predict_images} holds no readable image "
+                f"({len(skipped)} files skipped); give PNG or JPEG files, or folders of them"
+            )
+        unlabelled = torch.full((len(images),), -1, dtype=torch.long)
+        self.predict_set = TensorDataset(images, unlabelled)
+        self.predict_paths = [str(path) for path in paths]
 
     @staticmethod
     def _dataset(images: torch.Tensor, labels: torch.Tensor, index: torch.Tensor | None = None):
@@ -100,7 +130,7 @@ class FashionMNISTDataModule(LightningDataModule):
         return self._batches(self.test_set, self.hparams.eval_batch_size)
 
     def predict_dataloader(self) -> DeviceBatches:
-        return self._batches(self.test_set, self.hparams.eval_batch_size)
+        return self._batches(self.predict_set, self.hparams.eval_batch_size)
 
     def _batches(self, dataset: TensorDataset | None, batch_size: int, train: bool = False) -> DeviceBatches:
         if dataset is None:

@@ -1,0 +1,72 @@
+"""``predict``'s output: a CSV of class probabilities per image, and a short summary."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections import Counter
+from pathlib import Path
+
+import torch
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import BasePredictionWriter
+
+COLUMNS = ("path", "predicted", "probability", "second", "second_probability", "third", "third_probability")
+
+
+class PredictionWriter(BasePredictionWriter):
+    """Writes one CSV row per predicted image: what it is (a file, or ``test image N``), the predicted
+    class and its probability, and the next two classes with theirs; for the test set also the true
+    class. Then prints how many images went to each class (and the accuracy, when labels are known).
+
+    Args:
+        output: the CSV file to write; its folder is made if needed.
+    """
+
+    def __init__(self, output: str = "predictions.csv") -> None:
+        super().__init__(write_interval="epoch")
+        self.output = Path(output)
+
+    def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.world_size > 1:
+            raise RuntimeError(
+                "predict writes one CSV from one process: run it with --trainer.devices 1 "
+                "(it takes seconds even for the 10,000 test images)"
+            )
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
+        probabilities = torch.cat(predictions).float().cpu()
+        datamodule = trainer.datamodule
+        labels = datamodule.predict_set.tensors[1]
+        labelled = bool((labels >= 0).all())
+        names = pl_module.class_names
+        top = probabilities.topk(3, dim=1)
+        rows = []
+        for path, classes, values, label in zip(
+            datamodule.predict_paths, top.indices.tolist(), top.values.tolist(), labels.tolist(), strict=True
+        ):
+            row = [path] + [
+                item for c, v in zip(classes, values, strict=True) for item in (names[c], f"{v:.4f}")
+            ]
+            rows.append(row + ([names[label]] if labelled else []))
+        self._write(COLUMNS + (("true",) if labelled else ()), rows)
+        self._summary(top.indices[:, 0], labels if labelled else None, names)
+
+    def _write(self, header: tuple[str, ...], rows: list[list[str]]) -> None:
+        """Written beside the target, then renamed: a reader never sees half a file."""
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.output.with_name(f".{self.output.name}.partial")
+        with partial.open("w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(header)
+            writer.writerows(rows)
+        os.replace(partial, self.output)
+
+    def _summary(self, predicted: torch.Tensor, labels: torch.Tensor | None, names: list[str]) -> None:
+        counts = Counter(names[c] for c in predicted.tolist())
+        print(f"\nPredicted {len(predicted)} images; wrote {self.output}")
+        for name, count in counts.most_common():
+            print(f"  {name:>12}: {count}")
+        if labels is not None:
+            right = int((predicted == labels).sum())
+            print(f"Accuracy: {right / len(labels):.2%} ({right}/{len(labels)})")
