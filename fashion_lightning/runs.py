@@ -8,9 +8,12 @@ can resume or test, and so that a resumed run keeps writing into its own folder.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
+
+from fashion_lightning.models import FashionClassifier
 
 CHECKPOINTS = "checkpoints"
 LAST = "last.ckpt"
@@ -82,3 +85,23 @@ def read_checkpoint(path: Path) -> dict:
             f"cannot read checkpoint {path} ({type(err).__name__}: {err}); it is "
             f"damaged or not a Lightning checkpoint: use another one"
         ) from None
+
+
+def load_classifier(ckpt_path: str, root: str | None) -> tuple[FashionClassifier, Path]:
+    """The model in a checkpoint (a path, or ``best``/``last`` of the latest run under ``root``), in
+    eval mode on the CPU, rebuilt from its own hyperparameters; and the checkpoint's path. For the
+    tools that use a trained model outside the CLI (pictures, export)."""
+    if ckpt_path in ("best", "last") and root is None:
+        raise CheckpointError(f"--ckpt_path {ckpt_path} needs --root, the folder of its runs, e.g. runs/fast")
+    path = resolve_checkpoint(ckpt_path, root or ".")
+    if path is None:
+        raise CheckpointError(f"no run with checkpoints under {root}: train first, or give a .ckpt path")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Attribute 'net' is an instance of `nn.Module`")
+        try:
+            model = FashionClassifier.load_from_checkpoint(path, map_location="cpu")
+        except Exception as err:  # torch and Lightning raise many kinds for a damaged or foreign file
+            raise CheckpointError(
+                f"cannot load {path} as a fashion-lightning checkpoint ({type(err).__name__}: {err})"
+            ) from None
+    return model.eval(), path

@@ -267,25 +267,46 @@ def test_console_script_and_module_offer_the_four_subcommands(command):
 
 
 def test_ddp_on_two_cpu_processes_shards_the_data(tmp_path, no_system_copies):
-    """400 training images, 2 ranks, batches of 20: each rank takes its own 200, so 10 steps an epoch."""
+    """400 training images, 2 ranks, batches of 20: each rank takes its own 200, so 10 steps an epoch.
+    Only rank 0 writes (one run folder, one event file, one set of checkpoints and pictures), and the
+    result is in the range of a single process's with the same settings."""
     write_tiny_fashion_mnist(tmp_path / "data", n_train=440)
     args = [
         "fit",
         "--config",
-        str(REPO / "configs/dropout.yaml"),
+        str(REPO / "configs/fast.yaml"),
         "--data.data_dir=data",
         "--data.val_size=40",
-    ]
-    ddp = [
-        "--trainer.strategy=ddp",
-        "--trainer.devices=2",
-        "--trainer.accelerator=cpu",
+        "--data.batch_size=20",
+        "--trainer.precision=32-true",
         "--trainer.max_epochs=2",
+        "--pictures.every_n_epochs=1",
     ]
+    ddp = ["--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu"]
     script = Path(sys.executable).parent / "fashion-lightning"
     subprocess.run(
         [str(script), *args, *ddp, "--trainer.default_root_dir=runs", *QUIET], cwd=tmp_path, check=True
     )
+    run_dir = tmp_path / "runs" / "version_0"
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["version_0"], "only rank 0 writes"
-    last = torch.load(tmp_path / "runs/version_0/checkpoints/last.ckpt", weights_only=True)
+    assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir())[-1] == "last.ckpt"
+    assert len(list((run_dir / "checkpoints").iterdir())) == 2, "the best and last.ckpt, written once"
+    last = torch.load(run_dir / "checkpoints/last.ckpt", weights_only=True)
     assert (last["epoch"], last["global_step"]) == (1, 20)
+    events = scalars(run_dir)
+    assert {"val/predictions", "val/confusion_matrix", "filters/first_conv"} <= set(events.Tags()["images"])
+
+    single = FashionLightningCLI(
+        args=[
+            *args,
+            f"--data.data_dir={tmp_path / 'data'}",
+            f"--trainer.default_root_dir={tmp_path / 'single'}",
+            *QUIET,
+        ]
+    )
+    ddp_acc, single_acc = (
+        events.Scalars("val/acc")[-1].value,
+        single.trainer.callback_metrics["val/acc"].item(),
+    )
+    assert ddp_acc >= 0.8 and single_acc >= 0.8, (ddp_acc, single_acc)

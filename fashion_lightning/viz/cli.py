@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import warnings
 from pathlib import Path
 
 import torch
@@ -29,7 +28,7 @@ from torchmetrics.functional.classification import multiclass_confusion_matrix
 from fashion_lightning.data.datamodule import FashionMNISTDataModule
 from fashion_lightning.data.files import DataError, ensure_files, load_split
 from fashion_lightning.models import FashionClassifier
-from fashion_lightning.runs import CheckpointError, resolve_checkpoint
+from fashion_lightning.runs import CheckpointError, load_classifier
 from fashion_lightning.viz import figures
 from fashion_lightning.viz.callback import first_layer_figure, predict
 from fashion_lightning.viz.conv_stages import edge_filter_layer, edge_filters, first_conv
@@ -57,22 +56,7 @@ def _pick(images: torch.Tensor, labels: torch.Tensor, start: int, count: int = 1
 
 
 def _model(args: argparse.Namespace) -> FashionClassifier:
-    if args.ckpt_path in ("best", "last") and args.root is None:
-        raise VizError(
-            f"--ckpt_path {args.ckpt_path} needs --root, the run folder's parent (e.g. runs/dropout)"
-        )
-    path = resolve_checkpoint(args.ckpt_path, args.root or ".")
-    if path is None:
-        raise VizError(f"no run with checkpoints under {args.root}: train first, or give a .ckpt path")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Attribute 'net' is an instance of `nn.Module`")
-        try:
-            model = FashionClassifier.load_from_checkpoint(path, map_location="cpu")
-        except Exception as err:  # torch and Lightning raise many kinds for a damaged or foreign file
-            raise CheckpointError(
-                f"cannot load {path} as a fashion-lightning checkpoint ({type(err).__name__}: {err})"
-            ) from None
-    return model.eval()
+    return load_classifier(args.ckpt_path, args.root)[0]
 
 
 def edge_filters_figure(args: argparse.Namespace) -> Figure:

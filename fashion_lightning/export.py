@@ -1,0 +1,101 @@
+"""``fashion-lightning-export``: a checkpoint as a standalone model, for serving without this project.
+
+    fashion-lightning-export --ckpt_path best --root runs/fast --format onnx          # runs/fast/model.onnx
+    fashion-lightning-export --ckpt_path model.ckpt --format torchscript --out model.pt
+
+The exported model takes a batch of 28x28 grayscale images, float32 ``[N, 1, 28, 28]`` with pixel
+values in [0, 1] (as torchvision's ``ToTensor`` gives them, light garment on black), normalises them
+as in training, and returns class probabilities ``[N, 10]``. The class names, in output order, are
+written beside it as JSON (``model.onnx`` -> ``model.json``), and into the ONNX file's metadata.
+ONNX needs the optional extra: ``pip install 'fashion-lightning[export]'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from fashion_lightning.data.datamodule import FashionMNISTDataModule
+from fashion_lightning.models import FashionClassifier
+from fashion_lightning.runs import CheckpointError, load_classifier
+
+INPUT, OUTPUT = "images", "probabilities"
+
+
+class ProbabilityModel(nn.Module):
+    """The trained net with the data module's normalisation in front and a softmax behind."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net.to(memory_format=torch.contiguous_format).float()
+        self.register_buffer("mean", torch.tensor(FashionMNISTDataModule.mean))
+        self.register_buffer("std", torch.tensor(FashionMNISTDataModule.std))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net((images - self.mean) / self.std).softmax(dim=1)
+
+
+def export(model: FashionClassifier, kind: str, out: Path) -> Path:
+    """Write ``out`` (and the class names beside it); returns the JSON file's path."""
+    wrapped = ProbabilityModel(model.net).eval()
+    example = torch.rand(2, 1, 28, 28)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    names = list(model.class_names)
+    if kind == "torchscript":
+        scripted = torch.jit.trace(wrapped, example)
+        scripted.save(str(out), _extra_files={"class_names.json": json.dumps(names)})
+    else:
+        try:
+            import onnx
+        except ImportError:
+            raise ImportError(
+                "ONNX export needs the optional extra: pip install 'fashion-lightning[export]'"
+            ) from None
+        batch = torch.export.Dim("batch")
+        program = torch.onnx.export(
+            wrapped, (example,), input_names=[INPUT], output_names=[OUTPUT],
+            dynamic_shapes={"images": {0: batch}}, dynamo=True, verbose=False,
+        )  # fmt: skip
+        program.save(str(out))
+        saved = onnx.load(str(out))
+        onnx.helper.set_model_props(saved, {"class_names": json.dumps(names)})
+        onnx.save(saved, str(out))
+    sidecar = out.with_suffix(".json")
+    sidecar.write_text(
+        json.dumps({"class_names": names, "input": "float32 [N, 1, 28, 28], pixels in [0, 1]"})
+    )
+    return sidecar
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="fashion-lightning-export",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--ckpt_path", required=True, help="a .ckpt file, or best/last with --root")
+    parser.add_argument("--root", help="for best/last: the folder of the run folders, e.g. runs/fast")
+    parser.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    parser.add_argument(
+        "--out", type=Path, help="the file to write (default: model.onnx or model.pt beside the checkpoint)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        model, path = load_classifier(args.ckpt_path, args.root)
+        out = args.out or path.parent.parent / ("model.onnx" if args.format == "onnx" else "model.pt")
+        sidecar = export(model, args.format, out)
+    except (CheckpointError, ImportError, OSError) as err:
+        if os.environ.get("FASHION_LIGHTNING_TRACEBACK"):
+            raise
+        sys.exit(f"error: {err}")
+    print(f"{out}\n{sidecar}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""fashion-lightning-export: ONNX and TorchScript files that agree with the Lightning model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from tiny_idx import write_tiny_fashion_mnist
+
+from fashion_lightning.cli import FashionLightningCLI
+from fashion_lightning.data import FashionMNISTDataModule
+from fashion_lightning.data.files import load_split, raw_dir
+from fashion_lightning.export import main as export
+from fashion_lightning.models import FashionClassifier
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """fast.yaml's ConvBNNet (batch norm, channels-last, bf16 training), 2 epochs on tiny data."""
+    tmp = tmp_path_factory.mktemp("export")
+    data_dir = write_tiny_fashion_mnist(tmp / "data")
+    args = [
+        "fit",
+        f"--config={REPO / 'configs/fast.yaml'}",
+        f"--data.data_dir={data_dir}",
+        "--data.val_size=40",
+    ]
+    args += [
+        "--trainer.max_epochs=2",
+        f"--trainer.default_root_dir={tmp / 'runs'}",
+        "--pictures.every_n_epochs=0",
+    ]
+    FashionLightningCLI(
+        args=[*args, "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+    )
+    return tmp / "runs" / "version_0" / "checkpoints" / "last.ckpt"
+
+
+def lightning_probabilities(checkpoint: Path, images: torch.Tensor) -> torch.Tensor:
+    model = FashionClassifier.load_from_checkpoint(checkpoint, map_location="cpu").eval()
+    with torch.no_grad():
+        return model(FashionMNISTDataModule.normalize(images)).softmax(dim=1)
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize("kind", ["onnx", "torchscript"])
+def test_exports_agree_with_the_lightning_model_on_real_test_images(
+    kind, checkpoint, real_data_dir, tmp_path, capsys
+):
+    out = tmp_path / ("model.onnx" if kind == "onnx" else "model.pt")
+    export([f"--ckpt_path={checkpoint}", f"--format={kind}", f"--out={out}"])
+    assert capsys.readouterr().out.split() == [str(out), str(out.with_suffix(".json"))]
+    images, _ = load_split(raw_dir(real_data_dir), train=False)
+    images = images[:500].unsqueeze(1)  # a batch size other than the export's example
+    pixels = images.float() / 255  # the exported model's input: ToTensor's scale
+    expected = lightning_probabilities(checkpoint, images)
+    classes = list(FashionMNISTDataModule.classes)
+    if kind == "onnx":
+        onnxruntime = pytest.importorskip("onnxruntime")
+        session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+        (got,) = session.run(["probabilities"], {"images": pixels.numpy()})
+        got = torch.from_numpy(got)
+        assert json.loads(session.get_modelmeta().custom_metadata_map["class_names"]) == classes
+    else:
+        extra = {"class_names.json": ""}
+        model = torch.jit.load(str(out), _extra_files=extra)
+        got = model(pixels)
+        assert json.loads(extra["class_names.json"]) == classes
+    assert got.shape == (500, 10)
+    assert (got - expected).abs().max() < 1e-4
+    assert json.loads(out.with_suffix(".json").read_text())["class_names"] == classes
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ckpt_path=best"], "--ckpt_path best needs --root"),
+        (["--ckpt_path=missing.ckpt"], "checkpoint missing.ckpt does not exist"),
+    ],
+)
+def test_bad_checkpoints_get_a_clear_message(args, message, tmp_path):
+    with pytest.raises(SystemExit, match=message):
+        export([*args, f"--out={tmp_path / 'model.onnx'}"])
+
+
+def test_a_file_that_is_no_checkpoint_gets_a_clear_message(tmp_path):
+    broken = tmp_path / "broken.ckpt"
+    broken.write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit, match="cannot load .*broken.ckpt as a fashion-lightning checkpoint"):
+        export([f"--ckpt_path={broken}", f"--out={tmp_path / 'model.onnx'}"])
+    assert not (tmp_path / "model.onnx").exists()
