@@ -121,7 +121,14 @@ class FashionMNISTDataModule(LightningDataModule):
         return TensorDataset(images.unsqueeze(1).contiguous(), labels)
 
     def train_dataloader(self) -> DeviceBatches:
-        return self._batches(self.train_set, self.batch_size, train=True)
+        batches = self._batches(self.train_set, self.batch_size, train=True)
+        if self.trainer is not None and self.trainer.fit_loop.restarting:
+            # resuming from a checkpoint saved mid-epoch: the loop goes on after the batches it had
+            # processed, so the epoch's order (same seed, same epoch) goes on after them too; a
+            # checkpoint saved after an epoch's last batch starts the next epoch from its beginning
+            processed = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
+            batches.skip_batches = processed if processed < len(batches) else 0
+        return batches
 
     def val_dataloader(self) -> DeviceBatches:
         return self._batches(self.val_set, self.hparams.eval_batch_size)

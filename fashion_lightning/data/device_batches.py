@@ -37,6 +37,7 @@ class DeviceBatches:
         self.images, self.labels = images, labels
         self.batch_size = batch_size
         self.sampler = sampler
+        self.skip_batches = 0  # the next epoch starts after this many batches (resuming mid-epoch)
 
     @classmethod
     def for_rank(
@@ -65,6 +66,7 @@ class DeviceBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = torch.tensor(list(self.sampler), dtype=torch.long, device=self.images.device)
-        for start in range(0, len(order), self.batch_size):
+        first, self.skip_batches = self.skip_batches * self.batch_size, 0
+        for start in range(first, len(order), self.batch_size):
             index = order[start : start + self.batch_size]
             yield self.images.index_select(0, index), self.labels.index_select(0, index)

@@ -16,6 +16,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from torchvision.datasets import FashionMNIST
 
 from fashion_lightning.models.metrics import CONFUSION_MATRIX, class_accuracy_table, stage_metrics
+from fashion_lightning.random_states import RANDOM_STATES, random_states, set_random_states
 
 
 class FashionClassifier(LightningModule):
@@ -152,9 +153,16 @@ class FashionClassifier(LightningModule):
         # averages identical copies; it keeps the values correct and Lightning from warning.
         self.log_dict(values, sync_dist=True)
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # dropout and augmentation draw from the global generators: a run resumed from this checkpoint
+        # must draw the numbers the interrupted run would have drawn next
+        checkpoint[RANDOM_STATES] = random_states()
+
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # test/validate do not restore the loop's epoch and step; pictures are drawn at the checkpoint's
         self.checkpoint_position = (checkpoint["epoch"], checkpoint["global_step"])
+        if RANDOM_STATES in checkpoint:
+            set_random_states(checkpoint[RANDOM_STATES])
 
     def configure_optimizers(self):
         optimizer = self.optimizer(self.parameters())

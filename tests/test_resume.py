@@ -1,0 +1,80 @@
+"""Exact resume: a run interrupted anywhere and resumed from its last checkpoint ends with the weights
+of a run that was never interrupted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+from tiny_idx import write_tiny_fashion_mnist
+
+from fashion_lightning.cli import FashionLightningCLI
+
+REPO = Path(__file__).resolve().parents[1]
+# the dropout net (dropout draws random numbers) with random shifts and flips (so does augmentation),
+# 10 steps an epoch, a checkpoint every 5 steps, deterministic algorithms
+SETTINGS = [
+    f"--config={REPO / 'configs/dropout.yaml'}",
+    "--data.val_size=40",
+    "--data.augment.crop_padding=2",
+    "--data.augment.hflip=true",
+    "--trainer.max_epochs=3",
+    "--trainer.deterministic=true",
+    "--last_checkpoint.every_n_train_steps=5",
+    "--pictures.every_n_epochs=0",
+    "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false",
+]
+
+
+class Interrupted(Exception):
+    pass
+
+
+class InterruptAt(Callback):
+    """Stands for a crash or a kill: the run stops after ``step`` optimizer steps."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            raise Interrupted
+
+
+def fit(data_dir: Path, root: Path, *extra: str, callbacks=()) -> FashionLightningCLI:
+    args = ["fit", *SETTINGS, f"--data.data_dir={data_dir}", f"--trainer.default_root_dir={root}", *extra]
+    return FashionLightningCLI(args=args, trainer_defaults={"callbacks": list(callbacks)})
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> dict:
+    tmp = tmp_path_factory.mktemp("resume")
+    data_dir = write_tiny_fashion_mnist(tmp / "data")
+    run = fit(data_dir, tmp / "runs")
+    return {"data_dir": data_dir, "weights": run.model.state_dict(), "metrics": run.trainer.callback_metrics}
+
+
+@pytest.mark.parametrize(
+    "step",
+    [7, 12, 23],
+    ids=["checkpoint mid-epoch", "checkpoint after an epoch's last step", "checkpoint in a later epoch"],
+)
+def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(step, uninterrupted, tmp_path):
+    root = tmp_path / "runs"
+    with pytest.raises(Interrupted):
+        fit(uninterrupted["data_dir"], root, callbacks=[InterruptAt(step)])
+    saved = torch.load(root / "version_0/checkpoints/last.ckpt", weights_only=True)
+    assert saved["global_step"] == step // 5 * 5, "the last checkpoint is at most 5 steps old"
+    resumed = fit(uninterrupted["data_dir"], root, "--ckpt_path=last")
+    assert resumed.trainer.global_step == 30
+    weights = resumed.model.state_dict()
+    for name, expected in uninterrupted["weights"].items():
+        assert torch.equal(weights[name], expected), name
+    for name in ("val/acc", "val/loss", "train/loss"):
+        assert resumed.trainer.callback_metrics[name] == uninterrupted["metrics"][name], name
+    assert sorted(p.name for p in root.iterdir()) == ["version_0"], (
+        "the resumed run writes into its own folder"
+    )
