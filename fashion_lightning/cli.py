@@ -10,6 +10,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from fashion_lightning.checkpoint_io import AtomicCheckpointIO
 from fashion_lightning.data import DataError, FashionMNISTDataModule
 from fashion_lightning.models import FashionClassifier
 from fashion_lightning.predictions import PredictionWriter
@@ -28,6 +29,7 @@ class FashionLightningCLI(LightningCLI):
       validation (``--last_checkpoint.*``);
     - TensorBoard logs each run into ``<default_root_dir>/version_N``, and ``config.yaml`` beside them;
     - the notes' pictures in TensorBoard (``--pictures.*``, see ``viz.PictureLogger``);
+    - checkpoints written to a temporary file and renamed into place (``AtomicCheckpointIO``);
     - ``--ckpt_path last|best`` finds the latest run's checkpoint in a fresh process, and a run resumed
       from a checkpoint keeps writing into the run folder the checkpoint came from.
     """
@@ -108,6 +110,8 @@ class FashionLightningCLI(LightningCLI):
                 version=self.run_version,  # None: the next version_N
                 default_hp_metric=False,  # hp_metric is logged from val/acc_best instead of -1
             )
+        if not trainer_config.get("plugins"):
+            kwargs["plugins"] = [AtomicCheckpointIO()]
         return super().instantiate_trainer(**kwargs)
 
 

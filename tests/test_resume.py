@@ -3,6 +3,10 @@ of a run that was never interrupted."""
 
 from __future__ import annotations
 
+import random
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -78,3 +82,38 @@ def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(step, uninte
     assert sorted(p.name for p in root.iterdir()) == ["version_0"], (
         "the resumed run writes into its own folder"
     )
+
+
+@pytest.fixture(scope="module")
+def long_uninterrupted(tmp_path_factory) -> dict:
+    """60 steps an epoch, 180 in all: a run long enough to be killed in the middle."""
+    tmp = tmp_path_factory.mktemp("resume-long")
+    data_dir = write_tiny_fashion_mnist(tmp / "data", n_train=1240)
+    run = fit(data_dir, tmp / "runs")
+    return {"data_dir": data_dir, "weights": run.model.state_dict(), "steps": run.trainer.global_step}
+
+
+def test_sigkill_at_a_random_moment_then_resume_ends_like_an_uninterrupted_run(long_uninterrupted, tmp_path):
+    """A real ``kill -9`` of a training process, at a random moment after its first checkpoint."""
+    root = tmp_path / "runs"
+    command = [str(Path(sys.executable).parent / "fashion-lightning"), "fit", *SETTINGS]
+    command += [f"--data.data_dir={long_uninterrupted['data_dir']}", f"--trainer.default_root_dir={root}"]
+    last = root / "version_0" / "checkpoints" / "last.ckpt"
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(random.uniform(0, 0.3))
+    finally:
+        process.kill()  # SIGKILL: no handler runs, nothing is flushed or closed
+        process.wait()
+    killed_at = torch.load(last, weights_only=True)["global_step"]  # a whole file, whatever the moment
+    assert killed_at < long_uninterrupted["steps"], "killed before the end"
+    done = subprocess.run([*command, "--ckpt_path=last"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    resumed = torch.load(last, weights_only=True)
+    assert resumed["global_step"] == long_uninterrupted["steps"]
+    for name, expected in long_uninterrupted["weights"].items():
+        assert torch.equal(resumed["state_dict"][name], expected), (name, killed_at)
+    assert sorted(p.name for p in root.iterdir()) == ["version_0"], "TensorBoard goes on in the same folder"
