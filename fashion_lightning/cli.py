@@ -12,6 +12,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from fashion_lightning.checkpoint_io import AtomicCheckpointIO
 from fashion_lightning.data import DataError, FashionMNISTDataModule
+from fashion_lightning.graceful_stop import GracefulStop, Stopped
 from fashion_lightning.models import FashionClassifier
 from fashion_lightning.predictions import PredictionWriter
 from fashion_lightning.runs import CheckpointError, resolve_checkpoint, run_version
@@ -60,6 +61,8 @@ class FashionLightningCLI(LightningCLI):
         )
         # the notes' pictures in TensorBoard; `--pictures.every_n_epochs 0` turns them off
         parser.add_lightning_class_args(PictureLogger, "pictures")
+        # Ctrl+C or SIGTERM: a checkpoint between two steps, then exit (status 128 + signal)
+        parser.add_lightning_class_args(GracefulStop, "graceful_stop")
         # `predict` writes a CSV (`--predictions.output`); `--data.predict_images` picks the images
         parser.add_lightning_class_args(PredictionWriter, "predictions")
         # a checkpoint's own hyperparameters replace this, so `predict --ckpt_path X` needs no config
@@ -119,6 +122,9 @@ def main(args: list[str] | None = None) -> None:
     """Run the CLI; our own errors (bad data, missing checkpoints) end with their message, not a traceback."""
     try:
         FashionLightningCLI(args=args)
+    except Stopped as stop:
+        print(f"\n{stop}", file=sys.stderr)
+        sys.exit(128 + stop.signum)
     except (DataError, CheckpointError) as err:
         if os.environ.get("FASHION_LIGHTNING_TRACEBACK"):
             raise

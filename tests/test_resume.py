@@ -4,6 +4,7 @@ of a run that was never interrupted."""
 from __future__ import annotations
 
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -117,3 +118,28 @@ def test_sigkill_at_a_random_moment_then_resume_ends_like_an_uninterrupted_run(l
     for name, expected in long_uninterrupted["weights"].items():
         assert torch.equal(resumed["state_dict"][name], expected), (name, killed_at)
     assert sorted(p.name for p in root.iterdir()) == ["version_0"], "TensorBoard goes on in the same folder"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_sigterm_or_ctrl_c_saves_a_checkpoint_and_exits_clearly(signum, long_uninterrupted, tmp_path):
+    root = tmp_path / "runs"
+    command = [str(Path(sys.executable).parent / "fashion-lightning"), "fit", *SETTINGS]
+    command += [f"--data.data_dir={long_uninterrupted['data_dir']}", f"--trainer.default_root_dir={root}"]
+    last = root / "version_0" / "checkpoints" / "last.ckpt"
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    time.sleep(random.uniform(0, 0.3))
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signum, stderr[-2000:]
+    stopped_at = torch.load(last, weights_only=True)["global_step"]
+    message = f"{signal.Signals(signum).name} received: stopped after step {stopped_at} and saved {last}."
+    assert message in stderr and "Resume with --ckpt_path last" in stderr
+    assert "Traceback" not in stderr
+    assert stopped_at < long_uninterrupted["steps"]
+    subprocess.run([*command, "--ckpt_path=last"], check=True, capture_output=True)
+    resumed = torch.load(last, weights_only=True)
+    for name, expected in long_uninterrupted["weights"].items():
+        assert torch.equal(resumed["state_dict"][name], expected), (name, stopped_at)

@@ -1,0 +1,64 @@
+"""Ctrl+C and ``kill`` (SIGTERM) end a fit with a checkpoint it can be resumed from exactly."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+from fashion_lightning.runs import LAST
+
+
+class Stopped(Exception):
+    """A fit stopped by a signal, after saving ``checkpoint``."""
+
+    def __init__(self, signum: int, step: int, checkpoint: Path) -> None:
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        name = signal.Signals(signum).name
+        super().__init__(
+            f"{name} received: stopped after step {step} and saved {checkpoint}. "
+            "Resume with --ckpt_path last (same config)."
+        )
+
+
+class GracefulStop(Callback):
+    """On SIGINT or SIGTERM, finish the current training step, write ``last.ckpt`` and stop.
+
+    The signal only sets a flag; the checkpoint is written between two steps, where the weights,
+    optimizer, loop and random states all agree, so resuming from it is exact. A second Ctrl+C
+    stops at once, without a checkpoint.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self._received: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._received = None
+        try:
+            self._previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
+        except ValueError:  # not the main thread (e.g. a notebook's worker): leave signals alone
+            self._previous = {}
+
+    def _handle(self, signum: int, frame) -> None:
+        if self._received is not None:
+            raise KeyboardInterrupt  # asked twice: stop now
+        self._received = signum
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args) -> None:
+        received = self._received is not None
+        if trainer.world_size > 1:  # every rank must stop at the same step, even if one got the signal
+            received = trainer.strategy.reduce_boolean_decision(received, all=False)
+        if not received:
+            return
+        checkpoint = Path(trainer.checkpoint_callback.dirpath) / LAST
+        trainer.save_checkpoint(checkpoint)
+        raise Stopped(self._received or signal.SIGTERM, trainer.global_step, checkpoint)
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
