@@ -9,13 +9,14 @@ import warnings
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 from fashion_lightning.checkpoint_io import AtomicCheckpointIO
 from fashion_lightning.data import DataError, FashionMNISTDataModule
 from fashion_lightning.graceful_stop import GracefulStop, Stopped
 from fashion_lightning.models import FashionClassifier
 from fashion_lightning.predictions import PredictionWriter
-from fashion_lightning.runs import CheckpointError, resolve_checkpoint, run_version
+from fashion_lightning.runs import CheckpointError, claim_run_folder, resolve_checkpoint, run_version
 from fashion_lightning.viz.callback import PictureLogger
 
 # predict's batch indices serve only writers that ask for them; ours keeps the order of the images
@@ -107,10 +108,14 @@ class FashionLightningCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs):
         trainer_config = self.config[self.subcommand].trainer
         if trainer_config.get("logger") in (None, True):
+            root = self._root_dir(self.config[self.subcommand])
+            version = self.run_version
+            if version is None and rank_zero_only.rank == 0:  # other DDP ranks get rank 0's folder
+                version = claim_run_folder(root)
             kwargs["logger"] = TensorBoardLogger(
-                save_dir=self._root_dir(self.config[self.subcommand]),
+                save_dir=root,
                 name="",
-                version=self.run_version,  # None: the next version_N
+                version=version,
                 default_hp_metric=False,  # hp_metric is logged from val/acc_best instead of -1
             )
         if not trainer_config.get("plugins"):

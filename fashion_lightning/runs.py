@@ -77,6 +77,23 @@ def run_version(checkpoint: Path, root: str | Path) -> str | None:
     return None
 
 
+def claim_run_folder(root: str | Path) -> str:
+    """Make the next ``version_N`` folder under ``root`` and return its name.
+
+    ``mkdir`` fails on a folder that exists, so two runs started at the same moment in one root each
+    get their own folder (TensorBoard's logger would pick the same next number for both)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    numbers = [name.split("_", 1)[1] for name in (p.name for p in root.glob("version_*"))]
+    version = max((int(n) for n in numbers if n.isdigit()), default=-1) + 1
+    while True:
+        try:
+            (root / f"version_{version}").mkdir()
+            return f"version_{version}"
+        except FileExistsError:
+            version += 1
+
+
 def read_checkpoint(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)

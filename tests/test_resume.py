@@ -7,7 +7,9 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from lightning.pytorch.callbacks import Callback
 from tiny_idx import write_tiny_fashion_mnist
 
 from fashion_lightning.cli import FashionLightningCLI
+from fashion_lightning.runs import claim_run_folder
 
 REPO = Path(__file__).resolve().parents[1]
 # the dropout net (dropout draws random numbers) with random shifts and flips (so does augmentation),
@@ -143,3 +146,37 @@ def test_sigterm_or_ctrl_c_saves_a_checkpoint_and_exits_clearly(signum, long_uni
     resumed = torch.load(last, weights_only=True)
     for name, expected in long_uninterrupted["weights"].items():
         assert torch.equal(resumed["state_dict"][name], expected), (name, stopped_at)
+
+
+def test_concurrent_runs_in_one_root_get_their_own_folders(long_uninterrupted, tmp_path):
+    root = tmp_path / "runs"
+    command = [
+        str(Path(sys.executable).parent / "fashion-lightning"),
+        "fit",
+        *SETTINGS,
+        "--trainer.max_epochs=1",
+    ]
+    command += [f"--data.data_dir={long_uninterrupted['data_dir']}", f"--trainer.default_root_dir={root}"]
+    runs = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(3)]
+    for run in runs:
+        assert run.wait(timeout=300) == 0, run.stderr.read().decode()[-2000:]
+    folders = sorted(p.name for p in root.iterdir())
+    assert folders == ["version_0", "version_1", "version_2"]
+    for folder in folders:
+        assert len(list((root / folder).glob("events.out.tfevents.*"))) == 1, folder
+        assert (root / folder / "config.yaml").is_file() and (
+            root / folder / "checkpoints" / "last.ckpt"
+        ).is_file()
+
+
+def test_run_folders_claimed_at_the_same_moment_are_distinct(tmp_path):
+    (tmp_path / "version_3").mkdir()
+    start = threading.Barrier(8)
+
+    def claim() -> str:
+        start.wait()
+        return claim_run_folder(tmp_path)
+
+    with ThreadPoolExecutor(8) as pool:
+        claimed = [future.result() for future in [pool.submit(claim) for _ in range(8)]]
+    assert sorted(claimed, key=lambda name: int(name.split("_")[1])) == [f"version_{n}" for n in range(4, 12)]
