@@ -16,7 +16,13 @@ from fashion_lightning.data import DataError, FashionMNISTDataModule
 from fashion_lightning.graceful_stop import GracefulStop, Stopped
 from fashion_lightning.models import FashionClassifier
 from fashion_lightning.predictions import PredictionWriter
-from fashion_lightning.runs import CheckpointError, claim_run_folder, resolve_checkpoint, run_version
+from fashion_lightning.runs import (
+    CheckpointError,
+    claim_run_folder,
+    read_checkpoint,
+    resolve_checkpoint,
+    run_version,
+)
 from fashion_lightning.viz.callback import PictureLogger
 
 # predict's batch indices serve only writers that ask for them; ours keeps the order of the images
@@ -95,6 +101,14 @@ class FashionLightningCLI(LightningCLI):
             )
         config.ckpt_path = str(path)
         self.run_version = run_version(path, root)
+        max_epochs = config.trainer.get("max_epochs")
+        if subcommand == "fit" and max_epochs is not None and max_epochs >= 0:
+            done = read_checkpoint(path)["epoch"] + 1  # epochs the checkpoint has finished or begun
+            if max_epochs < done:
+                raise SystemExit(
+                    f"error: --trainer.max_epochs {max_epochs} is below the {done} epochs the checkpoint "
+                    f"{path} has already trained; give a larger max_epochs to train on"
+                )
 
     def before_instantiate_classes(self) -> None:
         if self.subcommand != "fit":
@@ -124,13 +138,27 @@ class FashionLightningCLI(LightningCLI):
 
 
 def main(args: list[str] | None = None) -> None:
-    """Run the CLI; our own errors (bad data, missing checkpoints) end with their message, not a traceback."""
+    """Run the CLI. Mistakes in the data, the config or a checkpoint end with a one-line message and
+    status 1; ``--verbose`` (or ``FASHION_LIGHTNING_TRACEBACK=1``) shows the Python traceback too."""
+    args = list(sys.argv[1:] if args is None else args)
+    verbose = "--verbose" in args or bool(os.environ.get("FASHION_LIGHTNING_TRACEBACK"))
+    args = [arg for arg in args if arg != "--verbose"]
     try:
         FashionLightningCLI(args=args)
     except Stopped as stop:
         print(f"\n{stop}", file=sys.stderr)
         sys.exit(128 + stop.signum)
-    except (DataError, CheckpointError) as err:
-        if os.environ.get("FASHION_LIGHTNING_TRACEBACK"):
-            raise
-        sys.exit(f"error: {err}")
+    except (DataError, CheckpointError, ValueError, RuntimeError) as err:
+        ours = isinstance(err, (DataError, CheckpointError, ValueError)) or _is_checkpoint_mismatch(err)
+        if verbose or not ours:
+            raise  # any other RuntimeError is a bug to report, with its traceback
+        if _is_checkpoint_mismatch(err):
+            err = CheckpointError(
+                "the checkpoint holds a different network than model.net in the config "
+                f"({str(err).splitlines()[0]}); give the config the checkpoint was trained with"
+            )
+        sys.exit(f"error: {err}\n(--verbose shows the traceback)")
+
+
+def _is_checkpoint_mismatch(err: Exception) -> bool:
+    return isinstance(err, RuntimeError) and str(err).startswith("Error(s) in loading state_dict")

@@ -19,6 +19,10 @@ from fashion_lightning.models.metrics import CONFUSION_MATRIX, class_accuracy_ta
 from fashion_lightning.random_states import RANDOM_STATES, random_states, set_random_states
 
 
+class NonFiniteLossError(ValueError):
+    """The training loss became NaN or infinite; the message names the step."""
+
+
 class FashionClassifier(LightningModule):
     """Cross-entropy training of ``net``, with per-class metrics for validation and test.
 
@@ -82,6 +86,13 @@ class FashionClassifier(LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss, logits, labels = self.model_step(batch, self.hparams.label_smoothing)
+        if not torch.isfinite(loss):  # stop before this loss changes the weights or reaches a checkpoint
+            raise NonFiniteLossError(
+                f"the training loss is {loss.item()} at step {self.global_step} "
+                f"(epoch {self.current_epoch}); "
+                "training stopped before that step changed the weights, and the checkpoints written before "
+                "it are kept. Lower the learning rate (model.optimizer, model.scheduler) or check the data"
+            )
         self.train_loss.update(loss.detach(), len(labels))
         self.train_acc.update(logits.detach(), labels)
         if self._logger_writes_this_step():
@@ -165,7 +176,10 @@ class FashionClassifier(LightningModule):
             set_random_states(checkpoint[RANDOM_STATES])
 
     def configure_optimizers(self):
-        optimizer = self.optimizer(self.parameters())
+        try:
+            optimizer = self.optimizer(self.parameters())
+        except ValueError as err:  # torch's own check of the settings, e.g. "Invalid learning rate: -1"
+            raise ValueError(f"model.optimizer: {err}; fix model.optimizer.init_args in the config") from err
         if self.scheduler is None:
             return optimizer
         interval = self.hparams.scheduler_interval

@@ -1,0 +1,83 @@
+"""Every mistake a user can make in a config meets a one-line message and a non-zero status, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from fashion_lightning.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+QUIET = [
+    "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false",
+    "--pictures.every_n_epochs=0",
+]
+
+
+def fit(tiny_data: Path, root: Path, *extra: str) -> None:
+    args = [
+        "fit",
+        f"--config={REPO / 'configs/dropout.yaml'}",
+        f"--data.data_dir={tiny_data}",
+        "--data.val_size=40",
+    ]
+    main([*args, f"--trainer.default_root_dir={root}", *QUIET, *extra])
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--data.batch_size=0"], "data.batch_size must be a positive number of images, got 0"),
+        (
+            ["--model.optimizer.lr=-1"],
+            "model.optimizer: Invalid learning rate: -1.0; fix model.optimizer.init_args",
+        ),
+        (["--data.val_size=300"], "data.val_size=300 leaves no training images: the training set has 240"),
+        (["--model.optimizer.lr=1e9"], "training stopped before that step changed the weights"),
+    ],
+    ids=["batch size 0", "negative learning rate", "validation larger than training", "loss becomes NaN"],
+)
+def test_a_bad_setting_gets_one_clear_line(extra, message, tiny_data, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        fit(tiny_data, tmp_path, *extra)
+    assert str(exit_info.value).startswith("error: ") and message in str(exit_info.value)
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_nan_loss_names_its_step_and_keeps_the_checkpoints_before_it(tiny_data, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        fit(tiny_data, tmp_path, "--model.optimizer.lr=1e9", "--last_checkpoint.every_n_train_steps=1")
+    step = int(str(exit_info.value).split(" at step ")[1].split()[0])
+    last = torch.load(tmp_path / "version_0/checkpoints/last.ckpt", weights_only=True)
+    assert last["global_step"] == step, "the last checkpoint is the one written before the bad step"
+
+
+@pytest.mark.parametrize(
+    ("extra", "shown"),
+    [
+        (["--model.net=fashion_lightning.models.NoSuchNet"], "NoSuchNet"),
+        (["--trainer.max_epochs=abc"], "Given value: abc"),
+        (["--model.no_such_setting=1"], "no_such_setting"),
+    ],
+    ids=["unknown net", "wrong type", "unknown key"],
+)
+def test_config_mistakes_are_reported_by_the_parser(extra, shown, tiny_data, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        fit(tiny_data, tmp_path, *extra)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert shown in err and "Traceback" not in err
+
+
+def test_resuming_with_max_epochs_below_the_checkpoints_is_refused(tiny_data, tmp_path):
+    fit(tiny_data, tmp_path, "--trainer.max_epochs=2")
+    with pytest.raises(SystemExit, match="max_epochs 1 is below the 2 epochs the checkpoint"):
+        fit(tiny_data, tmp_path, "--trainer.max_epochs=1", "--ckpt_path=last")
+
+
+def test_verbose_shows_the_traceback(tiny_data, tmp_path):
+    with pytest.raises(ValueError, match="data.batch_size must be a positive number"):
+        fit(tiny_data, tmp_path, "--data.batch_size=0", "--verbose")
