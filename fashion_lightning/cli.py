@@ -101,9 +101,10 @@ class FashionLightningCLI(LightningCLI):
             )
         config.ckpt_path = str(path)
         self.run_version = run_version(path, root)
+        checkpoint = read_checkpoint(path)  # a damaged file is named here, not deep inside Lightning
         max_epochs = config.trainer.get("max_epochs")
         if subcommand == "fit" and max_epochs is not None and max_epochs >= 0:
-            done = read_checkpoint(path)["epoch"] + 1  # epochs the checkpoint has finished or begun
+            done = checkpoint["epoch"] + 1  # epochs the checkpoint has finished or begun
             if max_epochs < done:
                 raise SystemExit(
                     f"error: --trainer.max_epochs {max_epochs} is below the {done} epochs the checkpoint "
@@ -140,9 +141,12 @@ class FashionLightningCLI(LightningCLI):
 def main(args: list[str] | None = None) -> None:
     """Run the CLI. Mistakes in the data, the config or a checkpoint end with a one-line message and
     status 1; ``--verbose`` (or ``FASHION_LIGHTNING_TRACEBACK=1``) shows the Python traceback too."""
-    args = list(sys.argv[1:] if args is None else args)
-    verbose = "--verbose" in args or bool(os.environ.get("FASHION_LIGHTNING_TRACEBACK"))
-    args = [arg for arg in args if arg != "--verbose"]
+    given = sys.argv[1:] if args is None else args
+    verbose = "--verbose" in given or bool(os.environ.get("FASHION_LIGHTNING_TRACEBACK"))
+    if args is None:  # LightningCLI reads sys.argv itself (and warns when handed a copy of it)
+        sys.argv = [arg for arg in sys.argv if arg != "--verbose"]
+    else:
+        args = [arg for arg in args if arg != "--verbose"]
     try:
         FashionLightningCLI(args=args)
     except Stopped as stop:

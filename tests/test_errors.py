@@ -81,3 +81,15 @@ def test_resuming_with_max_epochs_below_the_checkpoints_is_refused(tiny_data, tm
 def test_verbose_shows_the_traceback(tiny_data, tmp_path):
     with pytest.raises(ValueError, match="data.batch_size must be a positive number"):
         fit(tiny_data, tmp_path, "--data.batch_size=0", "--verbose")
+
+
+@pytest.mark.parametrize("subcommand", ["fit", "test"])
+def test_a_damaged_checkpoint_is_named(subcommand, tiny_data, tmp_path, capsys):
+    fit(tiny_data, tmp_path / "runs", "--trainer.max_epochs=1")
+    good = (tmp_path / "runs/version_0/checkpoints/last.ckpt").read_bytes()
+    damaged = tmp_path / "damaged.ckpt"
+    damaged.write_bytes(good[: len(good) // 2])  # as a copy cut short would leave it
+    args = [subcommand, f"--config={REPO / 'configs/dropout.yaml'}", f"--data.data_dir={tiny_data}"]
+    with pytest.raises(SystemExit, match=f"cannot read checkpoint {damaged}"):
+        main([*args, f"--trainer.default_root_dir={tmp_path / 'runs'}", f"--ckpt_path={damaged}", *QUIET])
+    assert "Traceback" not in capsys.readouterr().err
