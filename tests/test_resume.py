@@ -180,3 +180,18 @@ def test_run_folders_claimed_at_the_same_moment_are_distinct(tmp_path):
     with ThreadPoolExecutor(8) as pool:
         claimed = [future.result() for future in [pool.submit(claim) for _ in range(8)]]
     assert sorted(claimed, key=lambda name: int(name.split("_")[1])) == [f"version_{n}" for n in range(4, 12)]
+
+
+def test_resume_from_the_checkpoint_of_a_validation_is_exact(uninterrupted, tmp_path):
+    """The default cadence: last.ckpt after each validation (here after epoch 1), interrupted in epoch 2."""
+    settings = [arg for arg in SETTINGS if not arg.startswith("--last_checkpoint.every_n_train_steps")]
+    root = tmp_path / "runs"
+    common = [f"--data.data_dir={uninterrupted['data_dir']}", f"--trainer.default_root_dir={root}"]
+    with pytest.raises(Interrupted):
+        FashionLightningCLI(
+            args=["fit", *settings, *common], trainer_defaults={"callbacks": [InterruptAt(15)]}
+        )
+    assert torch.load(root / "version_0/checkpoints/last.ckpt", weights_only=True)["global_step"] == 10
+    resumed = FashionLightningCLI(args=["fit", *settings, *common, "--ckpt_path=last"])
+    weights = resumed.model.state_dict()
+    assert all(torch.equal(weights[name], value) for name, value in uninterrupted["weights"].items())
