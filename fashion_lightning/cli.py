@@ -13,8 +13,10 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from fashion_lightning.checkpoint_io import AtomicCheckpointIO
 from fashion_lightning.data import DataError, FashionMNISTDataModule
+from fashion_lightning.errors import ConfigError
 from fashion_lightning.graceful_stop import GracefulStop, Stopped
 from fashion_lightning.models import FashionClassifier
+from fashion_lightning.models.classifier import NonFiniteLossError
 from fashion_lightning.predictions import PredictionWriter
 from fashion_lightning.runs import (
     CheckpointError,
@@ -125,7 +127,9 @@ class FashionLightningCLI(LightningCLI):
         if trainer_config.get("logger") in (None, True):
             root = self._root_dir(self.config[self.subcommand])
             version = self.run_version
-            if version is None and rank_zero_only.rank == 0:  # other DDP ranks get rank 0's folder
+            # a new run folder for a new fit (other DDP ranks get rank 0's); test/validate/predict of a
+            # checkpoint from elsewhere leave it to the logger, which makes a folder only if it logs
+            if version is None and self.subcommand == "fit" and rank_zero_only.rank == 0:
                 version = claim_run_folder(root)
             kwargs["logger"] = TensorBoardLogger(
                 save_dir=root,
@@ -152,10 +156,10 @@ def main(args: list[str] | None = None) -> None:
     except Stopped as stop:
         print(f"\n{stop}", file=sys.stderr)
         sys.exit(128 + stop.signum)
-    except (DataError, CheckpointError, ValueError, RuntimeError) as err:
-        ours = isinstance(err, (DataError, CheckpointError, ValueError)) or _is_checkpoint_mismatch(err)
-        if verbose or not ours:
-            raise  # any other RuntimeError is a bug to report, with its traceback
+    except (DataError, CheckpointError, ConfigError, NonFiniteLossError, RuntimeError) as err:
+        ours = isinstance(err, (DataError, CheckpointError, ConfigError, NonFiniteLossError))
+        if verbose or not (ours or _is_checkpoint_mismatch(err)):
+            raise  # any other error is a bug to report, with its traceback
         if _is_checkpoint_mismatch(err):
             err = CheckpointError(
                 "the checkpoint holds a different network than model.net in the config "

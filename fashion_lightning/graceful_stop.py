@@ -48,17 +48,28 @@ class GracefulStop(Callback):
             raise KeyboardInterrupt  # asked twice: stop now
         self._received = signum
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args) -> None:
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
+        stepped = (
+            batch_idx + 1
+        ) % trainer.accumulate_grad_batches == 0 or batch_idx + 1 == trainer.num_training_batches
+        if not stepped:  # gradients gathered over micro-batches are not in a checkpoint: wait for the step
+            return
         received = self._received is not None
         if trainer.world_size > 1:  # every rank must stop at the same step, even if one got the signal
             received = trainer.strategy.reduce_boolean_decision(received, all=False)
         if not received:
             return
-        checkpoint = Path(trainer.checkpoint_callback.dirpath) / LAST
+        folder = (
+            trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback else trainer.default_root_dir
+        )
+        checkpoint = Path(folder) / LAST
         trainer.save_checkpoint(checkpoint)
         raise Stopped(self._received or signal.SIGTERM, trainer.global_step, checkpoint)
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
+            if signal.getsignal(signum) == self._handle:  # Lightning may have restored its own already
+                signal.signal(signum, handler)
         self._previous = {}

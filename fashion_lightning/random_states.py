@@ -18,7 +18,11 @@ def random_states() -> dict:
     numpy_kind, numpy_keys, numpy_pos, numpy_has_gauss, numpy_gauss = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        # this process's device only: every DDP rank drew the same numbers from its own device's
+        # generator (seeded alike), and each restores the state saved by rank 0 to its own device
+        "cuda": torch.cuda.get_rng_state()
+        if torch.cuda.is_available()
+        else torch.empty(0, dtype=torch.uint8),
         "numpy": (
             numpy_kind,
             torch.from_numpy(numpy_keys.astype(np.int64)),
@@ -32,8 +36,8 @@ def random_states() -> dict:
 
 def set_random_states(states: dict) -> None:
     torch.set_rng_state(states["torch"])
-    if states["cuda"] and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(states["cuda"])
+    if len(states["cuda"]) and torch.cuda.is_available():
+        torch.cuda.set_rng_state(states["cuda"])
     kind, keys, pos, has_gauss, gauss = states["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     version, internal, gauss_next = states["python"]

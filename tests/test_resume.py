@@ -195,3 +195,9 @@ def test_resume_from_the_checkpoint_of_a_validation_is_exact(uninterrupted, tmp_
     resumed = FashionLightningCLI(args=["fit", *settings, *common, "--ckpt_path=last"])
     weights = resumed.model.state_dict()
     assert all(torch.equal(weights[name], value) for name, value in uninterrupted["weights"].items())
+
+
+def test_signal_handlers_are_given_back_after_a_fit(uninterrupted, tmp_path):
+    before = [signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)]
+    fit(uninterrupted["data_dir"], tmp_path / "runs", "--trainer.max_epochs=1")
+    assert [signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)] == before

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from fashion_lightning.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Augmentation:
@@ -31,9 +33,9 @@ class Augmentation:
 
     def __post_init__(self) -> None:
         if self.crop_padding < 0:
-            raise ValueError(f"data.augment.crop_padding must be 0 or more pixels, got {self.crop_padding}")
+            raise ConfigError(f"data.augment.crop_padding must be 0 or more pixels, got {self.crop_padding}")
         if not 0.0 <= self.erase_prob <= 1.0:
-            raise ValueError(f"data.augment.erase_prob must be between 0 and 1, got {self.erase_prob}")
+            raise ConfigError(f"data.augment.erase_prob must be between 0 and 1, got {self.erase_prob}")
 
     @property
     def enabled(self) -> bool:

@@ -12,6 +12,7 @@ from fashion_lightning.data.augmentation import Augmentation
 from fashion_lightning.data.device_batches import DeviceBatches
 from fashion_lightning.data.files import DataError, ensure_files, load_split, raw_dir
 from fashion_lightning.data.images import load_images
+from fashion_lightning.errors import ConfigError
 
 
 class FashionMNISTDataModule(LightningDataModule):
@@ -60,9 +61,9 @@ class FashionMNISTDataModule(LightningDataModule):
         super().__init__()
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if value <= 0:
-                raise ValueError(f"data.{name} must be a positive number of images, got {value}")
+                raise ConfigError(f"data.{name} must be a positive number of images, got {value}")
         if val_size < 0:
-            raise ValueError(f"data.val_size must be 0 or more, got {val_size}")
+            raise ConfigError(f"data.val_size must be 0 or more, got {val_size}")
         self.save_hyperparameters()
         self.batch_size = batch_size
         self.augment = augment
@@ -81,7 +82,7 @@ class FashionMNISTDataModule(LightningDataModule):
             images, labels = load_split(folder, train=True)
             val_size = self.hparams.val_size
             if val_size >= len(images):
-                raise ValueError(
+                raise ConfigError(
                     f"data.val_size={val_size} leaves no training images: the training set has {len(images)}"
                 )
             split = torch.Generator().manual_seed(self.hparams.split_seed)

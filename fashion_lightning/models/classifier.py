@@ -15,11 +15,12 @@ from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 from torchvision.datasets import FashionMNIST
 
+from fashion_lightning.errors import ConfigError
 from fashion_lightning.models.metrics import CONFUSION_MATRIX, class_accuracy_table, stage_metrics
 from fashion_lightning.random_states import RANDOM_STATES, random_states, set_random_states
 
 
-class NonFiniteLossError(ValueError):
+class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite; the message names the step."""
 
 
@@ -55,7 +56,7 @@ class FashionClassifier(LightningModule):
     ) -> None:
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"model.label_smoothing must be in [0, 1), got {label_smoothing}")
+            raise ConfigError(f"model.label_smoothing must be in [0, 1), got {label_smoothing}")
         # Under the CLI this records the config of `net`, so a checkpoint rebuilds the same network.
         self.save_hyperparameters()
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -86,7 +87,10 @@ class FashionClassifier(LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss, logits, labels = self.model_step(batch, self.hparams.label_smoothing)
-        if not torch.isfinite(loss):  # stop before this loss changes the weights or reaches a checkpoint
+        non_finite = not torch.isfinite(loss)  # stop before this loss changes the weights or a checkpoint
+        if self.trainer.world_size > 1:  # all ranks stop together, or the others would wait forever
+            non_finite = self.trainer.strategy.reduce_boolean_decision(non_finite, all=False)
+        if non_finite:
             raise NonFiniteLossError(
                 f"the training loss is {loss.item()} at step {self.global_step} "
                 f"(epoch {self.current_epoch}); "
@@ -179,7 +183,7 @@ class FashionClassifier(LightningModule):
         try:
             optimizer = self.optimizer(self.parameters())
         except ValueError as err:  # torch's own check of the settings, e.g. "Invalid learning rate: -1"
-            raise ValueError(f"model.optimizer: {err}; fix model.optimizer.init_args in the config") from err
+            raise ConfigError(f"model.optimizer: {err}; fix model.optimizer.init_args in the config") from err
         if self.scheduler is None:
             return optimizer
         interval = self.hparams.scheduler_interval
@@ -190,7 +194,7 @@ class FashionClassifier(LightningModule):
             try:
                 scheduler = self.scheduler(optimizer, total_steps=total_steps)
             except TypeError as err:
-                raise ValueError(
+                raise ConfigError(
                     f"model.scheduler_interval=step builds the scheduler with total_steps={total_steps}, "
                     f"which this scheduler does not take ({err}). Use torch.optim.lr_scheduler.OneCycleLR, "
                     "or scheduler_interval: epoch."

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fashion_lightning.errors import ConfigError
+
 
 def notes_convolutions() -> nn.Sequential:
     """The two conv-ReLU-pool stages both nets share: 1x28x28 -> 10x13x13 -> 20x5x5, flattened to 500."""
@@ -74,7 +76,9 @@ class ConvBNNet(nn.Module):
     ) -> None:
         super().__init__()
         if not widths or min(widths) <= 0 or depth <= 0:
-            raise ValueError(f"ConvBNNet needs positive widths and depth, got widths={widths}, depth={depth}")
+            raise ConfigError(
+                f"ConvBNNet needs positive widths and depth, got widths={widths}, depth={depth}"
+            )
         layers: list[nn.Module] = []
         channels = 1
         for width in widths:

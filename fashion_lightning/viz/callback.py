@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 from torch.utils.tensorboard import SummaryWriter
 
 from fashion_lightning.data import FashionMNISTDataModule
+from fashion_lightning.errors import ConfigError
 from fashion_lightning.viz import figures
 from fashion_lightning.viz.conv_stages import ConvStages, first_conv, relu_follows
 
@@ -40,7 +41,7 @@ class PictureLogger(Callback):
 
     def __init__(self, every_n_epochs: int = 5, num_images: int = 20, sample_index: int = 0) -> None:
         if every_n_epochs < 0 or num_images <= 0 or sample_index < 0:
-            raise ValueError(
+            raise ConfigError(
                 "pictures: every_n_epochs must be 0 (off) or more, num_images positive and sample_index "
                 f"0 or more; got {every_n_epochs}, {num_images}, {sample_index}"
             )
