@@ -44,15 +44,20 @@ def read_image(path: Path) -> Image.Image:
     return Image.alpha_composite(white, image).convert("L")
 
 
+def pixels(image: Image.Image) -> torch.Tensor:
+    """A grayscale (mode ``L``) image as a uint8 tensor ``[H, W]``."""
+    return torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(image.height, image.width)
+
+
 def to_fashion_mnist(image: Image.Image) -> torch.Tensor:
     """A grayscale image as a ``[28, 28]`` uint8 tensor in Fashion-MNIST's style."""
-    pixels = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(image.height, image.width)
-    border = torch.cat([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    values = pixels(image)
+    border = torch.cat([values[0], values[-1], values[:, 0], values[:, -1]])
     if border.float().median() > 127:  # a light background: negate, as Fashion-MNIST did
-        image, pixels = ImageOps.invert(image), 255 - pixels
+        image, values = ImageOps.invert(image), 255 - values
         border = 255 - border
     background = border.float().median()
-    rows, cols = torch.nonzero((pixels.float() - background).abs() > TRIM_THRESHOLD, as_tuple=True)
+    rows, cols = torch.nonzero((values.float() - background).abs() > TRIM_THRESHOLD, as_tuple=True)
     if len(rows):  # trim to the object (a blank image is kept whole)
         image = image.crop(
             (cols.min().item(), rows.min().item(), cols.max().item() + 1, rows.max().item() + 1)
@@ -62,7 +67,7 @@ def to_fashion_mnist(image: Image.Image) -> torch.Tensor:
     image = image.resize(size, Image.Resampling.LANCZOS)
     canvas = Image.new("L", (SIDE, SIDE), 0)
     canvas.paste(image, ((SIDE - size[0]) // 2, (SIDE - size[1]) // 2))
-    return torch.frombuffer(bytearray(canvas.tobytes()), dtype=torch.uint8).view(SIDE, SIDE).clone()
+    return pixels(canvas).clone()
 
 
 def load_images(paths: Iterable[str | Path]) -> tuple[torch.Tensor, list[Path], list[tuple[Path, str]]]:

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import torch
 from matplotlib.figure import Figure
-from PIL import Image, UnidentifiedImageError
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from fashion_lightning.data.datamodule import FashionMNISTDataModule
 from fashion_lightning.data.files import DataError, ensure_files, load_split
+from fashion_lightning.data.images import pixels, read_image
 from fashion_lightning.models import FashionClassifier
 from fashion_lightning.runs import CheckpointError, load_classifier
 from fashion_lightning.viz import figures
@@ -72,9 +72,8 @@ def edge_filters_figure(args: argparse.Namespace) -> Figure:
 def _photo(path: Path) -> torch.Tensor:
     """Any image file as a grayscale ``[1, H, W]`` tensor in [0, 1], as the notes read theirs."""
     try:
-        with Image.open(path) as opened:
-            image = opened.convert("L")
-    except (OSError, UnidentifiedImageError) as err:
+        image = read_image(path)
+    except ValueError as err:
         raise VizError(f"cannot read {path} as an image ({err}); give a PNG or JPEG file") from None
     if min(image.size) < PHOTO_MIN_SIDE:
         raise VizError(
@@ -82,10 +81,7 @@ def _photo(path: Path) -> torch.Tensor:
             f"give an image of at least {PHOTO_MIN_SIDE} pixels each way"
         )
     image.thumbnail((PHOTO_MAX_SIDE, PHOTO_MAX_SIDE))
-    return (
-        torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(1, image.height, image.width)
-        / 255
-    )
+    return pixels(image)[None] / 255
 
 
 def batch_figure(args: argparse.Namespace) -> Figure:
