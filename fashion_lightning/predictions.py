@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import csv
-import os
 from collections import Counter
 from pathlib import Path
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
+
+from fashion_lightning.checkpoint_io import replaced_whole
 
 COLUMNS = ("path", "predicted", "probability", "second", "second_probability", "third", "third_probability")
 
@@ -53,14 +54,11 @@ class PredictionWriter(BasePredictionWriter):
         self._summary(top.indices[:, 0], labels if labelled else None, names)
 
     def _write(self, header: tuple[str, ...], rows: list[list[str]]) -> None:
-        """Written beside the target, then renamed: a reader never sees half a file."""
         self.output.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.output.with_name(f".{self.output.name}.partial")
-        with partial.open("w", newline="") as file:
+        with replaced_whole(self.output) as partial, partial.open("w", newline="") as file:
             writer = csv.writer(file)
             writer.writerow(header)
             writer.writerows(rows)
-        os.replace(partial, self.output)
 
     def _summary(self, predicted: torch.Tensor, labels: torch.Tensor | None, names: list[str]) -> None:
         counts = Counter(names[c] for c in predicted.tolist())
