@@ -13,7 +13,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from fashion_lightning.checkpoint_io import AtomicCheckpointIO
 from fashion_lightning.data import DataError, FashionMNISTDataModule
-from fashion_lightning.errors import ConfigError
+from fashion_lightning.errors import ConfigError, exit_with
 from fashion_lightning.graceful_stop import GracefulStop, Stopped
 from fashion_lightning.models import FashionClassifier
 from fashion_lightning.models.classifier import NonFiniteLossError
@@ -146,7 +146,7 @@ def main(args: list[str] | None = None) -> None:
     """Run the CLI. Mistakes in the data, the config or a checkpoint end with a one-line message and
     status 1; ``--verbose`` (or ``FASHION_LIGHTNING_TRACEBACK=1``) shows the Python traceback too."""
     given = sys.argv[1:] if args is None else args
-    verbose = "--verbose" in given or bool(os.environ.get("FASHION_LIGHTNING_TRACEBACK"))
+    verbose = "--verbose" in given
     if args is None:  # LightningCLI reads sys.argv itself (and warns when handed a copy of it)
         sys.argv = [arg for arg in sys.argv if arg != "--verbose"]
     else:
@@ -156,16 +156,15 @@ def main(args: list[str] | None = None) -> None:
     except Stopped as stop:
         print(f"\n{stop}", file=sys.stderr)
         sys.exit(128 + stop.signum)
-    except (DataError, CheckpointError, ConfigError, NonFiniteLossError, RuntimeError) as err:
-        ours = isinstance(err, (DataError, CheckpointError, ConfigError, NonFiniteLossError))
-        if verbose or not (ours or _is_checkpoint_mismatch(err)):
-            raise  # any other error is a bug to report, with its traceback
+    except (ConfigError, RuntimeError) as err:  # DataError, CheckpointError, NonFiniteLossError too
         if _is_checkpoint_mismatch(err):
             err = CheckpointError(
                 "the checkpoint holds a different network than model.net in the config "
                 f"({str(err).splitlines()[0]}); give the config the checkpoint was trained with"
             )
-        sys.exit(f"error: {err}\n(--verbose shows the traceback)")
+        if not isinstance(err, (DataError, CheckpointError, ConfigError, NonFiniteLossError)):
+            raise  # any other error is a bug to report, with its traceback
+        exit_with(err, verbose)
 
 
 def _is_checkpoint_mismatch(err: Exception) -> bool:

@@ -1,5 +1,19 @@
-"""The error for a setting a user got wrong, so the CLI can show its message without a traceback."""
+"""The error for a setting a user got wrong, and how the commands end on a user's mistake."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import NoReturn
 
 
 class ConfigError(ValueError):
     """A config value that cannot work; the message names the setting and what it must be."""
+
+
+def exit_with(err: Exception, verbose: bool = False) -> NoReturn:
+    """End a command on a user's mistake: its message and status 1, not a traceback, unless one is
+    asked for (``--verbose``, or ``FASHION_LIGHTNING_TRACEBACK=1``); then ``err`` is raised again."""
+    if verbose or os.environ.get("FASHION_LIGHTNING_TRACEBACK"):
+        raise err
+    sys.exit(f"error: {err}\n(--verbose shows the traceback)")

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from fashion_lightning.data.datamodule import FashionMNISTDataModule
+from fashion_lightning.errors import exit_with
 from fashion_lightning.models import FashionClassifier
 from fashion_lightning.runs import CheckpointError, load_classifier
 
@@ -85,15 +84,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--out", type=Path, help="the file to write (default: model.onnx or model.pt beside the checkpoint)"
     )
+    parser.add_argument("--verbose", action="store_true", help="show a traceback on errors")
     args = parser.parse_args(argv)
     try:
         model, path = load_classifier(args.ckpt_path, args.root)
         out = args.out or path.parent.parent / ("model.onnx" if args.format == "onnx" else "model.pt")
         sidecar = export(model, args.format, out)
     except (CheckpointError, ImportError, OSError) as err:
-        if os.environ.get("FASHION_LIGHTNING_TRACEBACK"):
-            raise
-        sys.exit(f"error: {err}")
+        exit_with(err, args.verbose)
     print(f"{out}\n{sidecar}")
 
 

@@ -16,8 +16,6 @@ test images for the commands that take a checkpoint.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from pathlib import Path
 
 import torch
@@ -27,6 +25,7 @@ from torchmetrics.functional.classification import multiclass_confusion_matrix
 from fashion_lightning.data.datamodule import FashionMNISTDataModule
 from fashion_lightning.data.files import DataError, ensure_files, load_split
 from fashion_lightning.data.images import pixels, read_image
+from fashion_lightning.errors import exit_with
 from fashion_lightning.models import FashionClassifier
 from fashion_lightning.runs import CheckpointError, load_classifier
 from fashion_lightning.viz import figures
@@ -185,9 +184,7 @@ def main(argv: list[str] | None = None) -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(args.out, dpi=100)
     except (VizError, DataError, CheckpointError, EventsError, OSError) as err:
-        if args.verbose or os.environ.get("FASHION_LIGHTNING_TRACEBACK"):
-            raise
-        sys.exit(f"error: {err}")
+        exit_with(err, args.verbose)
     print(args.out)
 
 
