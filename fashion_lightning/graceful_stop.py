@@ -51,11 +51,9 @@ class GracefulStop(Callback):
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int
     ) -> None:
-        stepped = (
-            batch_idx + 1
-        ) % trainer.accumulate_grad_batches == 0 or batch_idx + 1 == trainer.num_training_batches
-        if not stepped:  # gradients gathered over micro-batches are not in a checkpoint: wait for the step
-            return
+        last_of_epoch = batch_idx + 1 == trainer.num_training_batches
+        if (batch_idx + 1) % trainer.accumulate_grad_batches and not last_of_epoch:
+            return  # gradients gathered over micro-batches are not in a checkpoint: wait for the step
         received = self._received is not None
         if trainer.world_size > 1:  # every rank must stop at the same step, even if one got the signal
             received = trainer.strategy.reduce_boolean_decision(received, all=False)
