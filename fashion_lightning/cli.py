@@ -74,8 +74,6 @@ class FashionLightningCLI(LightningCLI):
         parser.add_lightning_class_args(GracefulStop, "graceful_stop")
         # `predict` writes a CSV (`--predictions.output`); `--data.predict_images` picks the images
         parser.add_lightning_class_args(PredictionWriter, "predictions")
-        # a checkpoint's own hyperparameters replace this, so `predict --ckpt_path X` needs no config
-        parser.set_defaults({"model.net": {"class_path": "fashion_lightning.models.DropoutNet"}})
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
         super().parse_arguments(parser, args)

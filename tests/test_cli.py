@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tiny_idx import write_tiny_fashion_mnist
 
+from fashion_lightning import models
 from fashion_lightning.cli import FashionLightningCLI, main
 from fashion_lightning.data.files import ENV_VAR, load_split, raw_dir
 from fashion_lightning.models import BaselineNet, ConvBNNet, DropoutNet
@@ -67,7 +69,14 @@ def test_every_config_parses(config, capsys):
         main(["fit", "--config", str(config), "--print_config"])
     assert exit_info.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed["model"]["net"]["class_path"].startswith("fashion_lightning.models.")
+    net = printed["model"]["net"]
+    assert net["class_path"].startswith("fashion_lightning.models.")
+    # the net gets the config's settings and its own defaults, nothing carried over from elsewhere
+    written = yaml.safe_load(config.read_text())["model"]["net"].get("init_args", {})
+    signature = inspect.signature(getattr(models, net["class_path"].rsplit(".", 1)[1]))
+    for name, value in net["init_args"].items():
+        expected = written.get(name, signature.parameters[name].default)
+        assert value == (list(expected) if isinstance(expected, tuple) else expected), name
     assert printed["best_checkpoint"]["monitor"] == "val/acc"
     assert printed["last_checkpoint"]["filename"] == "last"
 

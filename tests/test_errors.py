@@ -93,3 +93,10 @@ def test_a_damaged_checkpoint_is_named(subcommand, tiny_data, tmp_path, capsys):
     with pytest.raises(SystemExit, match=f"cannot read checkpoint {damaged}"):
         main([*args, f"--trainer.default_root_dir={tmp_path / 'runs'}", f"--ckpt_path={damaged}", *QUIET])
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_fit_without_a_network_says_how_to_give_one(tiny_data, tmp_path):
+    args = ["fit", f"--data.data_dir={tiny_data}", f"--trainer.default_root_dir={tmp_path}", *QUIET]
+    with pytest.raises(SystemExit, match="model.net is not set: give a config"):
+        main(args)
+    assert not list(tmp_path.glob("version_*")), "no run folder for a run that never started"

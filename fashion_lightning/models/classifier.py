@@ -32,6 +32,8 @@ class FashionClassifier(LightningModule):
 
     Args:
         net: the network, a plain ``nn.Module`` from images ``[N, 1, 28, 28]`` to class scores.
+            Required; it may be left out of a command only when a checkpoint's hyperparameters
+            supply it (``predict --ckpt_path FILE``).
         class_names: names for the per-class metrics, in label order.
         optimizer: any ``torch.optim`` optimizer, given its settings in the config.
         scheduler: any ``torch.optim.lr_scheduler`` scheduler, or none for a constant rate.
@@ -46,7 +48,7 @@ class FashionClassifier(LightningModule):
 
     def __init__(
         self,
-        net: nn.Module,
+        net: nn.Module | None = None,
         class_names: Sequence[str] = tuple(FashionMNIST.classes),
         optimizer: OptimizerCallable = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = None,
@@ -55,6 +57,11 @@ class FashionClassifier(LightningModule):
         channels_last: bool = False,
     ) -> None:
         super().__init__()
+        if net is None:
+            raise ConfigError(
+                "model.net is not set: give a config (--config configs/dropout.yaml), a network "
+                "(--model.net fashion_lightning.models.DropoutNet), or a checkpoint (--ckpt_path FILE)"
+            )
         if not 0.0 <= label_smoothing < 1.0:
             raise ConfigError(f"model.label_smoothing must be in [0, 1), got {label_smoothing}")
         # Under the CLI this records the config of `net`, so a checkpoint rebuilds the same network.
