@@ -44,6 +44,18 @@ def test_a_per_step_scheduler_without_total_steps_is_refused_clearly(tiny_data, 
         cli("fit", "fast", tiny_data, tmp_path, "--trainer.max_epochs=1", *scheduler)
 
 
+def test_train_loss_and_acc_are_the_means_over_the_epochs_images(tiny_data, tmp_path):
+    # A learning rate of 0 keeps the baseline net (no dropout, no batch norm) fixed for the epoch, so
+    # the logged train/loss and train/acc must be its loss and accuracy on the whole training split.
+    run = cli("fit", "baseline", tiny_data, tmp_path, "--trainer.max_epochs=1", "--model.optimizer.lr=0")
+    images, labels = run.datamodule.train_set.tensors
+    with torch.no_grad():
+        logits = run.model(run.datamodule.normalize(images))
+    logged = run.trainer.callback_metrics
+    torch.testing.assert_close(logged["train/loss"], F.cross_entropy(logits, labels), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(logged["train/acc"], (logits.argmax(dim=1) == labels).float().mean())
+
+
 def test_label_smoothing_changes_the_training_loss_only():
     torch.manual_seed(0)
     model = FashionClassifier(DropoutNet(), label_smoothing=0.2).eval()
