@@ -51,6 +51,8 @@ class GracefulStop(Callback):
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int
     ) -> None:
+        if self._received is None and trainer.world_size == 1:
+            return  # the usual case, decided first: this runs after every step
         last_of_epoch = batch_idx + 1 == trainer.num_training_batches
         if (batch_idx + 1) % trainer.accumulate_grad_batches and not last_of_epoch:
             return  # gradients gathered over micro-batches are not in a checkpoint: wait for the step

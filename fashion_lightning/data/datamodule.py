@@ -163,7 +163,7 @@ class FashionMNISTDataModule(LightningDataModule):
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, labels = batch
-        if self.trainer is not None and self.trainer.training and self.augment.enabled:
+        if self.augment.enabled and self.trainer is not None and self.trainer.training:
             images = self.augment(images)
         return self.normalize(images), labels
 
