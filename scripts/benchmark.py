@@ -10,9 +10,11 @@
     by default, as the project's fast configs), validating on the held-out 5,000 every epoch;
 (c) ``fashion-lightning fit`` (the CLI, in this process) with exactly (b)'s settings, per-class
     metrics, checkpoints and TensorBoard on.
-(b) and (c) run ``--repeats`` times each, taking turns (b c c b). Seconds per epoch are the median and
-the fastest epoch's; for (b) and (c) they include the per-epoch validation (and,
-in (c), checkpointing and logging). Images/s counts training images.
+(b) and (c) take turns epoch by epoch: (c) runs one epoch of (b) before each of its own, so a slow
+minute of a shared machine slows both. Seconds per epoch are the median and the fastest epoch's; for
+(b) and (c) they include the per-epoch validation (and, in (c), checkpointing and logging); the
+Lightning overhead is also given as the median over the pairs of epochs run side by side. Images/s
+counts training images.
 ``--configs`` trains each config as given and tests its best checkpoint: time to accuracy.
 Prints markdown tables (paste them into BENCHMARKS.md with the command, machine and date).
 """
@@ -75,46 +77,67 @@ def notes_loop(data_dir: str, epochs: int) -> dict:
     return _row("(a) notes' loop, batch 20", len(train), epoch_seconds, accuracy)
 
 
-def plain_loop(dm: FashionMNISTDataModule, args: argparse.Namespace, device: torch.device) -> dict:
-    """The same net on the project's data path, with nothing but PyTorch around it."""
-    dm.setup("fit")
-    dm.setup("test")
-    net = DropoutNet().to(device, memory_format=torch.channels_last)
-    bf16 = args.precision == "bf16-mixed"
+class PlainLoop:
+    """(b): the same net on the project's data path, with nothing but PyTorch around it."""
 
-    def prepare(images: torch.Tensor) -> torch.Tensor:
-        return dm.normalize(images).contiguous(memory_format=torch.channels_last)
+    def __init__(self, args: argparse.Namespace, device: torch.device) -> None:
+        self.dm = FashionMNISTDataModule(args.data_dir, batch_size=args.batch_size, val_size=args.val_size)
+        self.dm.setup("fit")
+        self.dm.setup("test")
+        self.device = device
+        torch.manual_seed(0)
+        self.net = DropoutNet().to(device, memory_format=torch.channels_last)
+        self.optimizer = torch.optim.SGD(self.net.parameters(), lr=args.lr, momentum=0.9)
+        bf16 = args.precision == "bf16-mixed"  # as Lightning's bf16-mixed
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+        self.train = self._batches(self.dm.train_set, self.dm.batch_size, shuffle=True)
+        self.val = self._batches(self.dm.val_set, self.dm.hparams.eval_batch_size)
+        self.name = f"(b) plain PyTorch loop, batch {self.dm.batch_size}"
 
-    optimizer = torch.optim.SGD(net.parameters(), lr=args.lr, momentum=0.9)
-
-    def batches(split, batch_size: int, shuffle: bool = False) -> DeviceBatches:
-        images, labels = (tensor.to(device) for tensor in split.tensors)
+    def _batches(self, split, batch_size: int, shuffle: bool = False) -> DeviceBatches:
+        images, labels = (tensor.to(self.device) for tensor in split.tensors)
         return DeviceBatches.for_rank(images, labels, batch_size, shuffle=shuffle, seed=0)
 
-    train = batches(dm.train_set, dm.batch_size, shuffle=True)
-    val = batches(dm.val_set, dm.hparams.eval_batch_size)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)  # as Lightning's bf16-mixed
-    epoch_seconds = []
-    for epoch in range(args.epochs):
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        return self.dm.normalize(images).contiguous(memory_format=torch.channels_last)
+
+    def epoch(self, epoch: int) -> float:
+        """Train one epoch and validate; the seconds it took."""
         start = time.perf_counter()
-        train.sampler.set_epoch(epoch)
-        for images, labels in train:
-            with autocast:
-                loss = F.cross_entropy(net(prepare(images)), labels)
-            optimizer.zero_grad()
+        self.train.sampler.set_epoch(epoch)
+        for images, labels in self.train:
+            with self.autocast:
+                loss = F.cross_entropy(self.net(self.prepare(images)), labels)
+            self.optimizer.zero_grad()
             loss.backward()
-            optimizer.step()
-        with autocast:
-            _accuracy(net, val, prepare, device)
-        epoch_seconds.append(time.perf_counter() - start)
-    with autocast:
-        accuracy = _accuracy(net, batches(dm.test_set, dm.hparams.eval_batch_size), prepare, device)
-    name = f"(b) plain PyTorch loop, batch {dm.batch_size}"
-    return _row(name, len(dm.train_set), epoch_seconds, accuracy)
+            self.optimizer.step()
+        with self.autocast:
+            _accuracy(self.net, self.val, self.prepare, self.device)
+        return time.perf_counter() - start
+
+    def test_accuracy(self) -> float:
+        test = self._batches(self.dm.test_set, self.dm.hparams.eval_batch_size)
+        with self.autocast:
+            return _accuracy(self.net, test, self.prepare, self.device)
 
 
-def lightning_fit(args: argparse.Namespace, root: Path) -> dict:
-    """``fashion-lightning fit`` with (b)'s settings; the time runs from on_train_start to on_train_end."""
+class PlainEpochFirst(Callback):
+    """Runs an epoch of (b) just before each epoch of (c), outside (c)'s clock, on its own random
+    numbers: (c) draws the same dropout masks as a fit run alone."""
+
+    def __init__(self, plain: PlainLoop) -> None:
+        self.plain = plain
+        self.seconds: list[float] = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        cuda = [self.plain.device] if self.plain.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(trainer.current_epoch)
+            self.seconds.append(self.plain.epoch(trainer.current_epoch))
+
+
+def plain_and_lightning(args: argparse.Namespace, root: Path, device: torch.device) -> tuple[dict, dict]:
+    """(c) ``fashion-lightning fit`` with (b)'s settings, an epoch of (b) before each of its epochs."""
     cli_args = [
         "--seed_everything=0",
         f"--trainer.max_epochs={args.epochs}",
@@ -128,14 +151,16 @@ def lightning_fit(args: argparse.Namespace, root: Path) -> dict:
         # TensorBoard pictures after the last validation only: ~1 s of drawing, outside the median epoch
         f"--pictures.every_n_epochs={args.epochs}",
     ]
-    clock = FitClock()
-    accuracy, n_train = _fit_and_test(cli_args, args, root / "lightning", clock)
-    return _row(f"(c) fashion-lightning fit, batch {args.batch_size}", n_train, clock.epochs, accuracy)
+    plain, clock = PlainEpochFirst(PlainLoop(args, device)), FitClock()
+    accuracy, n_train = _fit_and_test(cli_args, args, root / "lightning", [plain, clock])
+    b = _row(plain.plain.name, n_train, plain.seconds, plain.plain.test_accuracy())
+    c = _row(f"(c) fashion-lightning fit, batch {args.batch_size}", n_train, clock.epochs, accuracy)
+    return b, c
 
 
 def config_run(config: str, args: argparse.Namespace, root: Path) -> dict:
     clock = FitClock()
-    accuracy, _ = _fit_and_test([f"--config={config}"], args, root / Path(config).stem, clock)
+    accuracy, _ = _fit_and_test([f"--config={config}"], args, root / Path(config).stem, [clock])
     seconds = clock.fit_seconds
     target = TARGETS.get(Path(config).name)
     met = "" if target is None else ("yes" if accuracy >= target[0] and seconds <= target[1] else "NO")
@@ -173,7 +198,7 @@ class FitClock(Callback):
 
 
 def _fit_and_test(
-    cli_args: list[str], args: argparse.Namespace, root: Path, clock: FitClock
+    cli_args: list[str], args: argparse.Namespace, root: Path, callbacks: list[Callback]
 ) -> tuple[float, int]:
     common = [
         f"--trainer.default_root_dir={root}",
@@ -182,7 +207,7 @@ def _fit_and_test(
         f"--data.val_size={args.val_size}",
         *(f"--{setting}" for setting in args.set),
     ]
-    cli = FashionLightningCLI(args=["fit", *cli_args, *common], trainer_defaults={"callbacks": [clock]})
+    cli = FashionLightningCLI(args=["fit", *cli_args, *common], trainer_defaults={"callbacks": callbacks})
     results = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best", verbose=False)
     return results[0]["test/acc"], len(cli.datamodule.train_set)
 
@@ -217,12 +242,6 @@ def _row(name: str, n_train: int, epoch_seconds: list[float], accuracy: float) -
     }
 
 
-def _merge(repeats: list[dict]) -> dict:
-    """One row from repeated runs: the epochs of all of them, the accuracy of the first (runs are seeded)."""
-    epochs = [seconds for run in repeats for seconds in run["epochs"]]
-    return _row(repeats[0]["run"], repeats[0]["n"], epochs, repeats[0]["test acc"])
-
-
 def loops_table(rows: list[dict]) -> list[dict]:
     return [
         {
@@ -245,6 +264,15 @@ def ratios(notes: dict, plain: dict, fit: dict, measure: str) -> str:
         f"{measure} epochs: (b)/(a) images/s {speed(plain) / speed(notes):.2f}x, "
         f"(c)/(a) images/s {speed(fit) / speed(notes):.2f}x, "
         f"Lightning overhead (c) vs (b) per epoch {fit[measure] / plain[measure] - 1:+.1%}"
+    )
+
+
+def paired_overhead(plain: dict, fit: dict) -> str:
+    """The least noisy measure: each epoch of (c) against the epoch of (b) run just before it."""
+    pairs = [c / b - 1 for b, c in zip(plain["epochs"], fit["epochs"], strict=True)]
+    return (
+        f"Lightning overhead (c) vs (b), median over {len(pairs)} pairs of epochs run side by side: "
+        f"{statistics.median(pairs):+.1%} (pairs from {min(pairs):+.1%} to {max(pairs):+.1%})"
     )
 
 
@@ -287,7 +315,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=["bf16-mixed", "32-true"],
         help="precision of (b) and (c)",
     )
-    parser.add_argument("--repeats", type=int, default=2, help="runs of (b) and of (c), taking turns")
     parser.add_argument("--skip-loops", action="store_true", help="only run --configs")
     parser.add_argument(
         "--configs", nargs="*", default=[], help="configs to train and test (time to accuracy)"
@@ -317,19 +344,7 @@ def main(argv: list[str] | None = None) -> None:
         if not args.skip_loops:
             torch.manual_seed(0)
             rows.append(notes_loop(args.data_dir, args.epochs))
-            # (b) and (c) take turns, b c c b ..., so that a drift in the machine's speed favours neither
-            runs: dict[str, list[dict]] = {"b": [], "c": []}
-            for repeat in range(args.repeats):
-                for which in "bc" if repeat % 2 == 0 else "cb":
-                    if which == "b":
-                        torch.manual_seed(0)
-                        dm = FashionMNISTDataModule(
-                            args.data_dir, batch_size=args.batch_size, val_size=args.val_size
-                        )
-                        runs["b"].append(plain_loop(dm, args, device))
-                    else:
-                        runs["c"].append(lightning_fit(args, Path(tmp) / f"repeat{repeat}"))
-            rows += [_merge(runs["b"]), _merge(runs["c"])]
+            rows += plain_and_lightning(args, Path(tmp), device)
         for config in args.configs:
             config_rows.append(config_run(config, args, Path(tmp)))
     print(f"\nMachine: {machine()}")
@@ -341,6 +356,7 @@ def main(argv: list[str] | None = None) -> None:
         print(markdown(loops_table(rows)))
         print("\n" + ratios(notes, plain, fit, "fastest"))
         print(ratios(notes, plain, fit, "median"))
+        print(paired_overhead(plain, fit))
     if config_rows:
         print("\nConfigs as given; fit s = training with per-epoch validation; test = best checkpoint:\n")
         print(markdown(config_rows))

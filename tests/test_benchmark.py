@@ -18,7 +18,6 @@ def test_benchmark_runs_the_three_loops_and_a_config(tmp_path, no_system_copies)
         str(REPO / "scripts/benchmark.py"),
         f"--data-dir={data_dir}",
         "--epochs=1",
-        "--repeats=2",
         "--val-size=40",
         "--configs",
         str(REPO / "configs/dropout_tuned.yaml"),
@@ -39,6 +38,7 @@ def test_benchmark_runs_the_three_loops_and_a_config(tmp_path, no_system_copies)
         assert 0 <= float(cells[4].rstrip("%")) <= 100
     for measure in ("fastest", "median"):
         assert f"{measure} epochs: (b)/(a) images/s" in out and "Lightning overhead (c) vs (b)" in out
+    assert "pairs of epochs run side by side" in out
     config_line = next(
         line for line in out.splitlines() if "dropout_tuned.yaml" in line and line.startswith("|")
     )
