@@ -30,7 +30,7 @@ from fashion_lightning.models import FashionClassifier
 from fashion_lightning.runs import CheckpointError, load_classifier
 from fashion_lightning.viz import figures
 from fashion_lightning.viz.callback import first_layer_figure, predict
-from fashion_lightning.viz.conv_stages import edge_filter_layer, edge_filters, first_conv
+from fashion_lightning.viz.conv_stages import edge_filter_layer, edge_filters
 from fashion_lightning.viz.events import EventsError, read_scalars
 
 CLASSES = FashionMNISTDataModule.classes
@@ -104,10 +104,11 @@ def predictions_figure(args: argparse.Namespace) -> Figure:
 
 def filters_figure(args: argparse.Namespace) -> Figure:
     model = _model(args)
-    if first_conv(model.net) is None:
-        raise VizError(f"{type(model.net).__name__} has no Conv2d layer, so it has no filters to show")
     images, _ = _pick(*_images(args, train=False), args.index)
-    return first_layer_figure(model.net, images[0])
+    try:
+        return first_layer_figure(model.net, images[0])
+    except ValueError as err:  # a net without a convolution: nothing to show
+        raise VizError(str(err)) from None
 
 
 def confusion_figure(args: argparse.Namespace) -> Figure:
