@@ -125,15 +125,15 @@ class PlainEpochFirst(Callback):
     """Runs an epoch of (b) just before each epoch of (c), outside (c)'s clock, on its own random
     numbers: (c) draws the same dropout masks as a fit run alone."""
 
-    def __init__(self, plain: PlainLoop) -> None:
-        self.plain = plain
+    def __init__(self, loop: PlainLoop) -> None:
+        self.loop = loop
         self.seconds: list[float] = []
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        cuda = [self.plain.device] if self.plain.device.type == "cuda" else []
+        cuda = [self.loop.device] if self.loop.device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(trainer.current_epoch)
-            self.seconds.append(self.plain.epoch(trainer.current_epoch))
+            self.seconds.append(self.loop.epoch(trainer.current_epoch))
 
 
 def plain_and_lightning(args: argparse.Namespace, root: Path, device: torch.device) -> tuple[dict, dict]:
@@ -153,7 +153,7 @@ def plain_and_lightning(args: argparse.Namespace, root: Path, device: torch.devi
     ]
     plain, clock = PlainEpochFirst(PlainLoop(args, device)), FitClock()
     accuracy, n_train = _fit_and_test(cli_args, args, root / "lightning", [plain, clock])
-    b = _row(plain.plain.name, n_train, plain.seconds, plain.plain.test_accuracy())
+    b = _row(plain.loop.name, n_train, plain.seconds, plain.loop.test_accuracy())
     c = _row(f"(c) fashion-lightning fit, batch {args.batch_size}", n_train, clock.epochs, accuracy)
     return b, c
 
