@@ -112,7 +112,7 @@ class FashionLightningCLI(LightningCLI):
                 )
 
     def before_instantiate_classes(self) -> None:
-        if self.subcommand != "fit":
+        if self.subcommand not in ("fit", None):  # None: run=False, the caller may still call fit
             # test/validate/predict may log into a training run's folder: keep that run's config.yaml
             self.save_config_callback = None
 
@@ -120,10 +120,14 @@ class FashionLightningCLI(LightningCLI):
     def _root_dir(config) -> str:
         return config.trainer.get("default_root_dir") or os.getcwd()
 
+    def _command_config(self):
+        # with run=False there is no subcommand, and the settings sit at the top of the config
+        return self.config[self.subcommand] if self.subcommand else self.config
+
     def instantiate_trainer(self, **kwargs):
-        trainer_config = self.config[self.subcommand].trainer
+        trainer_config = self._command_config().trainer
         if trainer_config.get("logger") in (None, True):
-            root = self._root_dir(self.config[self.subcommand])
+            root = self._root_dir(self._command_config())
             version = self.run_version
             # a new run folder for a new fit (other DDP ranks get rank 0's); test/validate/predict of a
             # checkpoint from elsewhere leave it to the logger, which makes a folder only if it logs
@@ -138,7 +142,7 @@ class FashionLightningCLI(LightningCLI):
         if not trainer_config.get("plugins"):
             kwargs["plugins"] = [AtomicCheckpointIO()]
         trainer = super().instantiate_trainer(**kwargs)
-        if self.subcommand != "predict":
+        if self.subcommand not in ("predict", None):
             # Lightning calls every callback at each of a step's hooks (~15 us a callback a step on
             # CPU); the CSV writer has nothing to do outside predict
             trainer.callbacks[:] = [c for c in trainer.callbacks if not isinstance(c, PredictionWriter)]

@@ -226,6 +226,22 @@ def test_everything_goes_under_default_root_dir(tiny_data, tmp_path, monkeypatch
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "elsewhere"]
 
 
+def test_run_false_builds_the_objects_for_calling_fit_and_test_in_python(tiny_data, tmp_path):
+    # LightningCLI(run=False) is Lightning's way to use a config from a notebook or a script
+    config = str(REPO / "configs" / "dropout.yaml")
+    data = [f"--data.data_dir={tiny_data}", "--data.download=false", "--data.val_size=40"]
+    root = tmp_path / "runs"
+    args = ["--config", config, *data, f"--trainer.default_root_dir={root}", "--trainer.max_epochs=1"]
+    run = FashionLightningCLI(args=[*args, *QUIET], run=False)
+    run.trainer.fit(run.model, datamodule=run.datamodule)
+    assert run.trainer.global_step == 10
+    checkpoints = {p.name for p in (root / "version_0" / "checkpoints").iterdir()}
+    assert "last.ckpt" in checkpoints and len(checkpoints) == 2
+    assert (root / "version_0" / "config.yaml").is_file()
+    results = run.trainer.test(run.model, datamodule=run.datamodule, ckpt_path="best", verbose=False)
+    assert 0.0 <= results[0]["test/acc"] <= 1.0
+
+
 def test_bf16_mixed_precision_trains(tiny_data, tmp_path):
     run = cli(
         "fit", "dropout", tiny_data, tmp_path, "--trainer.fast_dev_run=true", "--trainer.precision=bf16-mixed"
