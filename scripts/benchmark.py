@@ -9,12 +9,15 @@
     at ``--batch-size`` with SGD ``--lr`` momentum 0.9, channels-last and ``--precision`` (bf16 autocast
     by default, as the project's fast configs), validating on the held-out 5,000 every epoch;
 (c) ``fashion-lightning fit`` (the CLI, in this process) with exactly (b)'s settings, per-class
-    metrics, checkpoints and TensorBoard on.
-(b) and (c) take turns epoch by epoch: (c) runs one epoch of (b) before each of its own, so a slow
-minute of a shared machine slows both. Seconds per epoch are the median and the fastest epoch's; for
-(b) and (c) they include the per-epoch validation (and, in (c), checkpointing and logging); the
-Lightning overhead is also given as the median over the pairs of epochs run side by side. Images/s
-counts training images.
+    metrics, checkpoints and TensorBoard on;
+(c0) Lightning's floor: a ``Trainer`` with no logger, checkpoints or callbacks fitting a LightningModule
+    that only returns (b)'s loss, on the project's data module. (c0) vs (b) is what Lightning's loop
+    itself costs; (c) vs (c0) is what the project's metrics, callbacks and logging add.
+(b) and (c), and (b) and (c0), take turns epoch by epoch: each Lightning fit runs one epoch of (b)
+before each of its own, so a slow minute of a shared machine slows both. Seconds per epoch are the
+median and the fastest epoch's; for (b), (c0) and (c) they include the per-epoch validation (and, in
+(c), checkpointing and logging); the Lightning overheads are also given as the median over the pairs
+of epochs run side by side. Images/s counts training images.
 ``--configs`` trains each config as given and tests its best checkpoint: time to accuracy.
 Prints markdown tables (paste them into BENCHMARKS.md with the command, machine and date).
 """
@@ -34,6 +37,7 @@ from pathlib import Path
 import lightning
 import torch
 import torch.nn.functional as F
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
 from torchvision import transforms
@@ -121,21 +125,6 @@ class PlainLoop:
             return _accuracy(self.net, test, self.prepare, self.device)
 
 
-class PlainEpochFirst(Callback):
-    """Runs an epoch of (b) just before each epoch of (c), outside (c)'s clock, on its own random
-    numbers: (c) draws the same dropout masks as a fit run alone."""
-
-    def __init__(self, loop: PlainLoop) -> None:
-        self.loop = loop
-        self.seconds: list[float] = []
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        cuda = [self.loop.device] if self.loop.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda):
-            torch.manual_seed(trainer.current_epoch)
-            self.seconds.append(self.loop.epoch(trainer.current_epoch))
-
-
 def plain_and_lightning(args: argparse.Namespace, root: Path, device: torch.device) -> tuple[dict, dict]:
     """(c) ``fashion-lightning fit`` with (b)'s settings, an epoch of (b) before each of its epochs."""
     cli_args = [
@@ -151,16 +140,60 @@ def plain_and_lightning(args: argparse.Namespace, root: Path, device: torch.devi
         # TensorBoard pictures after the last validation only: ~1 s of drawing, outside the median epoch
         f"--pictures.every_n_epochs={args.epochs}",
     ]
-    plain, clock = PlainEpochFirst(PlainLoop(args, device)), FitClock()
-    accuracy, n_train = _fit_and_test(cli_args, args, root / "lightning", [plain, clock])
-    b = _row(plain.loop.name, n_train, plain.seconds, plain.loop.test_accuracy())
+    clock = FitClock(plain=PlainLoop(args, device))
+    accuracy, n_train = _fit_and_test(cli_args, args, root / "lightning", clock)
+    b = _row(clock.plain.name, n_train, clock.plain_epochs, clock.plain.test_accuracy())
     c = _row(f"(c) fashion-lightning fit, batch {args.batch_size}", n_train, clock.epochs, accuracy)
     return b, c
 
 
+class BareLightning(LightningModule):
+    """(c0): only what (b) computes, so that its fit costs what Lightning's own loop costs."""
+
+    def __init__(self, lr: float) -> None:
+        super().__init__()
+        self.net = DropoutNet().to(memory_format=torch.channels_last)
+        self.lr = lr
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images.contiguous(memory_format=torch.channels_last))
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        images, labels = batch
+        return F.cross_entropy(self(images), labels)
+
+    def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
+        images, labels = batch
+        return (self(images).argmax(dim=1) == labels).sum()  # (b) counts the right answers too
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=self.lr, momentum=0.9)
+
+
+def bare_lightning(args: argparse.Namespace, device: torch.device) -> tuple[dict, list[float]]:
+    """(c0) Lightning's floor, with an epoch of (b) before each of its epochs: its row, and those epochs."""
+    lightning.seed_everything(0, verbose=False)
+    model, clock = BareLightning(args.lr), FitClock(plain=PlainLoop(args, device))
+    trainer = Trainer(
+        max_epochs=args.epochs,
+        precision=args.precision,
+        callbacks=[clock],
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=args.progress_bar == "true",
+    )
+    dm = clock.plain.dm  # the project's data module, as (b) and (c) use it
+    trainer.fit(model, datamodule=dm)
+    with clock.plain.autocast:
+        accuracy = _accuracy(model, dm.test_dataloader(), dm.normalize, device)
+    name = f"(c0) bare Lightning Trainer, batch {args.batch_size}"
+    return _row(name, len(dm.train_set), clock.epochs, accuracy), clock.plain_epochs
+
+
 def config_run(config: str, args: argparse.Namespace, root: Path) -> dict:
     clock = FitClock()
-    accuracy, _ = _fit_and_test([f"--config={config}"], args, root / Path(config).stem, [clock])
+    accuracy, _ = _fit_and_test([f"--config={config}"], args, root / Path(config).stem, clock)
     seconds = clock.fit_seconds
     target = TARGETS.get(Path(config).name)
     met = "" if target is None else ("yes" if accuracy >= target[0] and seconds <= target[1] else "NO")
@@ -177,10 +210,14 @@ def config_run(config: str, args: argparse.Namespace, root: Path) -> dict:
 
 class FitClock(Callback):
     """Wall time of the fit (``on_train_start`` to ``on_train_end``) and of each training epoch, its
-    validation and checkpointing included. One callback for both: Lightning calls every callback at
-    each of a step's hooks, ~15 us a callback a step on CPU, and the clock must not add to what it times."""
+    validation and checkpointing included; given a ``plain`` loop, runs one epoch of it before each
+    epoch, outside the clock and on its own random numbers (the fit draws the same dropout masks as
+    alone). One callback for all of it: Lightning calls every callback at each of a step's hooks,
+    ~15 us a callback a step on CPU, and the clock must not add to what it times."""
 
-    def __init__(self) -> None:
+    def __init__(self, plain: PlainLoop | None = None) -> None:
+        self.plain = plain
+        self.plain_epochs: list[float] = []
         self.epochs: list[float] = []
         self.fit_seconds = 0.0
 
@@ -191,6 +228,11 @@ class FitClock(Callback):
         self.fit_seconds = time.perf_counter() - self._fit_start
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if self.plain is not None:
+            cuda = [self.plain.device] if self.plain.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=cuda):
+                torch.manual_seed(trainer.current_epoch)
+                self.plain_epochs.append(self.plain.epoch(trainer.current_epoch))
         self._epoch_start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
@@ -198,7 +240,7 @@ class FitClock(Callback):
 
 
 def _fit_and_test(
-    cli_args: list[str], args: argparse.Namespace, root: Path, callbacks: list[Callback]
+    cli_args: list[str], args: argparse.Namespace, root: Path, clock: FitClock
 ) -> tuple[float, int]:
     common = [
         f"--trainer.default_root_dir={root}",
@@ -207,7 +249,7 @@ def _fit_and_test(
         f"--data.val_size={args.val_size}",
         *(f"--{setting}" for setting in args.set),
     ]
-    cli = FashionLightningCLI(args=["fit", *cli_args, *common], trainer_defaults={"callbacks": callbacks})
+    cli = FashionLightningCLI(args=["fit", *cli_args, *common], trainer_defaults={"callbacks": [clock]})
     results = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best", verbose=False)
     return results[0]["test/acc"], len(cli.datamodule.train_set)
 
@@ -267,11 +309,11 @@ def ratios(notes: dict, plain: dict, fit: dict, measure: str) -> str:
     )
 
 
-def paired_overhead(plain: dict, fit: dict) -> str:
-    """The least noisy measure: each epoch of (c) against the epoch of (b) run just before it."""
-    pairs = [c / b - 1 for b, c in zip(plain["epochs"], fit["epochs"], strict=True)]
+def paired_overhead(plain_epochs: list[float], fit: dict, what: str) -> str:
+    """The least noisy measure: each epoch of a Lightning fit against the epoch of (b) run just before it."""
+    pairs = [c / b - 1 for b, c in zip(plain_epochs, fit["epochs"], strict=True)]
     return (
-        f"Lightning overhead (c) vs (b), median over {len(pairs)} pairs of epochs run side by side: "
+        f"{what}, median over {len(pairs)} pairs of epochs run side by side: "
         f"{statistics.median(pairs):+.1%} (pairs from {min(pairs):+.1%} to {max(pairs):+.1%})"
     )
 
@@ -330,7 +372,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--progress-bar",
         default="false",
         choices=["true", "false"],
-        help="show Lightning's progress bar in (c) and the configs",
+        help="show Lightning's progress bar in (c0), (c) and the configs",
     )
     return parser.parse_args(argv)
 
@@ -339,24 +381,27 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     FashionMNISTDataModule(args.data_dir).prepare_data()  # find, copy or download the files once
-    rows, config_rows = [], []
+    loops, config_rows = None, []
     with tempfile.TemporaryDirectory(prefix="benchmark-") as tmp:
         if not args.skip_loops:
             torch.manual_seed(0)
-            rows.append(notes_loop(args.data_dir, args.epochs))
-            rows += plain_and_lightning(args, Path(tmp), device)
+            notes = notes_loop(args.data_dir, args.epochs)
+            plain, fit = plain_and_lightning(args, Path(tmp), device)
+            bare, bare_plain_epochs = bare_lightning(args, device)
+            loops = notes, plain, bare, fit
         for config in args.configs:
             config_rows.append(config_run(config, args, Path(tmp)))
     print(f"\nMachine: {machine()}")
     command = ["python", "scripts/benchmark.py", *(argv if argv is not None else sys.argv[1:])]
     print("Command: " + " ".join(command))
-    if rows:
-        notes, plain, fit = rows
-        print(f"\n{args.epochs} epochs of the notes' DropoutNet; (b), (c): {args.precision}, channels-last\n")
-        print(markdown(loops_table(rows)))
+    if loops:
+        settings = f"{args.precision}, channels-last"
+        print(f"\n{args.epochs} epochs of the notes' DropoutNet; (b), (c0), (c): {settings}\n")
+        print(markdown(loops_table(list(loops))))
         print("\n" + ratios(notes, plain, fit, "fastest"))
         print(ratios(notes, plain, fit, "median"))
-        print(paired_overhead(plain, fit))
+        print(paired_overhead(plain["epochs"], fit, "Lightning overhead (c) vs (b)"))
+        print(paired_overhead(bare_plain_epochs, bare, "Lightning's own loop (c0) vs (b)"))
     if config_rows:
         print("\nConfigs as given; fit s = training with per-epoch validation; test = best checkpoint:\n")
         print(markdown(config_rows))
