@@ -366,7 +366,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="extra CLI setting for every Lightning run, e.g. --set trainer.max_epochs=1",
+        help="extra CLI setting for (c) and the configs, e.g. --set trainer.max_epochs=1",
     )
     parser.add_argument(
         "--progress-bar",
