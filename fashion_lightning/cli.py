@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from pathlib import Path
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -23,7 +24,7 @@ from fashion_lightning.runs import (
     claim_run_folder,
     read_checkpoint,
     resolve_checkpoint,
-    run_version,
+    run_folder,
 )
 from fashion_lightning.viz.callback import PictureLogger
 
@@ -45,7 +46,7 @@ class FashionLightningCLI(LightningCLI):
     """
 
     def __init__(self, *args, **kwargs) -> None:
-        self.run_version: str | None = None
+        self.run_folder: Path | None = None  # the run folder to log into, when a checkpoint gives one
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})  # a resumed run re-saves its config
         kwargs.setdefault("auto_configure_optimizers", False)  # the model takes model.optimizer/scheduler
         super().__init__(FashionClassifier, FashionMNISTDataModule, *args, **kwargs)
@@ -100,7 +101,11 @@ class FashionLightningCLI(LightningCLI):
                 "Train first (fit), or give a checkpoint path."
             )
         config.ckpt_path = str(path)
-        self.run_version = run_version(path, root)
+        folder = run_folder(path)
+        # a resumed fit goes on in its run folder if that lies under default_root_dir (else it starts a
+        # new run there); test and validate log into the checkpoint's run folder wherever it is
+        if folder is not None and (subcommand != "fit" or folder.parent == Path(root).resolve()):
+            self.run_folder = folder
         checkpoint = read_checkpoint(path)  # a damaged file is named here, not deep inside Lightning
         max_epochs = config.trainer.get("max_epochs")
         if subcommand == "fit" and max_epochs is not None and max_epochs >= 0:
@@ -126,12 +131,15 @@ class FashionLightningCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs):
         trainer_config = self._command_config().trainer
-        if trainer_config.get("logger") in (None, True):
-            root = self._root_dir(self._command_config())
-            version = self.run_version
-            # a new run folder for a new fit (other DDP ranks get rank 0's); test/validate/predict of a
-            # checkpoint from elsewhere leave it to the logger, which makes a folder only if it logs
-            if version is None and self.subcommand == "fit" and rank_zero_only.rank == 0:
+        if trainer_config.get("logger") in (None, True) and self.subcommand == "predict":
+            kwargs["logger"] = False  # predict's output is its CSV; a logger would only leave a folder behind
+        elif trainer_config.get("logger") in (None, True):
+            root, version = self._root_dir(self._command_config()), None
+            if self.run_folder is not None:
+                root, version = self.run_folder.parent, self.run_folder.name
+            elif self.subcommand == "fit" and rank_zero_only.rank == 0:
+                # a new run folder for a new fit (other DDP ranks get rank 0's); test/validate of a
+                # checkpoint outside any run folder leave it to the logger
                 version = claim_run_folder(root)
             kwargs["logger"] = TensorBoardLogger(
                 save_dir=root,

@@ -69,12 +69,10 @@ def resolve_checkpoint(ckpt_path: str, root: str | Path) -> Path | None:
     return last if ckpt_path == "last" else best_checkpoint(last)
 
 
-def run_version(checkpoint: Path, root: str | Path) -> str | None:
-    """The name of the run folder directly under ``root`` that holds ``checkpoint``, if it is one."""
+def run_folder(checkpoint: Path) -> Path | None:
+    """The run folder (``<root>/version_N``) whose ``checkpoints/`` holds ``checkpoint``, if any."""
     folder = checkpoint.resolve().parent
-    if folder.name == CHECKPOINTS and folder.parent.parent == Path(root).resolve():
-        return folder.parent.name
-    return None
+    return folder.parent if folder.name == CHECKPOINTS else None
 
 
 def claim_run_folder(root: str | Path) -> str:
@@ -94,14 +92,24 @@ def claim_run_folder(root: str | Path) -> str:
             version += 1
 
 
+LIGHTNING_KEYS = ("state_dict", "epoch", "global_step", "pytorch-lightning_version")
+
+
 def read_checkpoint(path: Path) -> dict:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many kinds for a damaged file
         raise CheckpointError(
             f"cannot read checkpoint {path} ({type(err).__name__}: {err}); it is "
             f"damaged or not a Lightning checkpoint: use another one"
         ) from None
+    missing = [key for key in LIGHTNING_KEYS if not isinstance(checkpoint, dict) or key not in checkpoint]
+    if missing:  # e.g. the notes' torch.save(model.state_dict())
+        raise CheckpointError(
+            f"{path} is a torch file but not a Lightning checkpoint (it has no {', '.join(missing)}); "
+            "give a .ckpt written by fashion-lightning fit"
+        )
+    return checkpoint
 
 
 def load_classifier(ckpt_path: str, root: str | None) -> tuple[FashionClassifier, Path]:

@@ -242,6 +242,23 @@ def test_run_false_builds_the_objects_for_calling_fit_and_test_in_python(tiny_da
     assert 0.0 <= results[0]["test/acc"] <= 1.0
 
 
+def test_test_and_predict_of_a_checkpoint_elsewhere_make_no_stray_folders(tiny_data, tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    cli("fit", "dropout", tiny_data, runs, "--trainer.max_epochs=1")
+    checkpoint = runs / "version_0" / "checkpoints" / "last.ckpt"
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    # test logs into the checkpoint's run folder, wherever default_root_dir points
+    cli("test", "dropout", tiny_data, work / "elsewhere", f"--ckpt_path={checkpoint}")
+    assert "test/acc" in scalars(runs / "version_0").Tags()["scalars"]
+    # predict, as the README's first example (no config, no root): the CSV and nothing else
+    data = [f"--data.data_dir={tiny_data}", "--data.download=false"]
+    FashionLightningCLI(args=["predict", f"--ckpt_path={checkpoint}", *data, *QUIET])
+    assert sorted(p.name for p in work.iterdir()) == ["predictions.csv"]
+    assert sorted(p.name for p in runs.iterdir()) == ["version_0"]
+
+
 def test_bf16_mixed_precision_trains(tiny_data, tmp_path):
     run = cli(
         "fit", "dropout", tiny_data, tmp_path, "--trainer.fast_dev_run=true", "--trainer.precision=bf16-mixed"

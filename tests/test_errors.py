@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from fashion_lightning.cli import main
+from fashion_lightning.models import DropoutNet
 
 REPO = Path(__file__).resolve().parents[1]
 QUIET = [
@@ -92,6 +93,16 @@ def test_a_damaged_checkpoint_is_named(subcommand, tiny_data, tmp_path, capsys):
     args = [subcommand, f"--config={REPO / 'configs/dropout.yaml'}", f"--data.data_dir={tiny_data}"]
     with pytest.raises(SystemExit, match=f"cannot read checkpoint {damaged}"):
         main([*args, f"--trainer.default_root_dir={tmp_path / 'runs'}", f"--ckpt_path={damaged}", *QUIET])
+    assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("subcommand", ["fit", "test", "predict"])
+def test_a_torch_file_that_is_not_a_lightning_checkpoint_is_named(subcommand, tiny_data, tmp_path, capsys):
+    weights = tmp_path / "weights.pt"
+    torch.save(DropoutNet().state_dict(), weights)  # what the notes' loop saves
+    args = [subcommand, f"--config={REPO / 'configs/dropout.yaml'}", f"--data.data_dir={tiny_data}"]
+    with pytest.raises(SystemExit, match=f"{weights} is a torch file but not a Lightning checkpoint"):
+        main([*args, f"--trainer.default_root_dir={tmp_path / 'runs'}", f"--ckpt_path={weights}", *QUIET])
     assert "Traceback" not in capsys.readouterr().err
 
 
