@@ -88,6 +88,34 @@ def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(step, uninte
     )
 
 
+@pytest.mark.parametrize(
+    ("extra", "step"),
+    [
+        (
+            [
+                "--model.scheduler=torch.optim.lr_scheduler.OneCycleLR",
+                "--model.scheduler.max_lr=0.05",
+                "--model.scheduler_interval=step",
+            ],
+            7,
+        ),
+        (["--trainer.limit_train_batches=8", "--last_checkpoint.every_n_train_steps=4"], 10),
+    ],
+    ids=["one-cycle stepped every batch, checkpoint mid-epoch", "limit_train_batches, checkpoint at its end"],
+)
+def test_resume_is_exact_with_a_step_schedule_or_a_batch_limit(extra, step, uninterrupted, tmp_path):
+    data_dir = uninterrupted["data_dir"]
+    reference = fit(data_dir, tmp_path / "reference", *extra)
+    root = tmp_path / "runs"
+    with pytest.raises(Interrupted):
+        fit(data_dir, root, *extra, callbacks=[InterruptAt(step)])
+    resumed = fit(data_dir, root, *extra, "--ckpt_path=last")
+    assert resumed.trainer.global_step == reference.trainer.global_step
+    weights = resumed.model.state_dict()
+    for name, expected in reference.model.state_dict().items():
+        assert torch.equal(weights[name], expected), name
+
+
 @pytest.fixture(scope="module")
 def long_uninterrupted(tmp_path_factory) -> dict:
     """60 steps an epoch, 180 in all: a run long enough to be killed in the middle."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import TensorDataset
 from torchvision.datasets import FashionMNIST
@@ -72,6 +73,7 @@ class FashionMNISTDataModule(LightningDataModule):
         self.test_set: TensorDataset | None = None
         self.predict_set: TensorDataset | None = None
         self.predict_paths: list[str] = []  # what each predicted image is: a file, or "test image N"
+        self._resume_after_batches = 0  # from a checkpoint saved mid-epoch, see state_dict
 
     def prepare_data(self) -> None:
         ensure_files(self.hparams.data_dir, self.hparams.local_copy, self.hparams.download)
@@ -123,13 +125,26 @@ class FashionMNISTDataModule(LightningDataModule):
 
     def train_dataloader(self) -> DeviceBatches:
         batches = self._batches(self.train_set, self.batch_size, train=True)
-        if self.trainer is not None and self.trainer.fit_loop.restarting:
-            # resuming from a checkpoint saved mid-epoch: the loop goes on after the batches it had
-            # processed, so the epoch's order (same seed, same epoch) goes on after them too; a
-            # checkpoint saved after an epoch's last batch starts the next epoch from its beginning
-            processed = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
-            batches.skip_batches = processed if processed < len(batches) else 0
+        # resuming from a checkpoint saved mid-epoch, the epoch's order (same seed, same epoch) goes on
+        # after the batches already trained on, as Lightning's loop does (see state_dict)
+        batches.skip_batches, self._resume_after_batches = self._resume_after_batches, 0
         return batches
+
+    def state_dict(self) -> dict:
+        """Where a checkpoint written now stands in the epoch's batches.
+
+        Kept in the checkpoint, not read from the restored loop in ``train_dataloader``: a step-wise
+        scheduler's ``estimated_stepping_batches`` makes the loader before Lightning restores its loops,
+        but after it restores the data module."""
+        trainer = self.trainer
+        if trainer is None or trainer.state.fn != TrainerFn.FITTING:
+            return {}
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        # an epoch's last batch (of trainer.limit_train_batches, if set) lets the next epoch start afresh
+        return {"train_batches_done": done if done < trainer.num_training_batches else 0}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._resume_after_batches = state_dict.get("train_batches_done", 0)
 
     def val_dataloader(self) -> DeviceBatches:
         return self._batches(self.val_set, self.hparams.eval_batch_size)
