@@ -1,6 +1,6 @@
 """``fashion-lightning-export``: a checkpoint as a standalone model, for serving without this project.
 
-    fashion-lightning-export --ckpt_path best --root runs/fast --format onnx          # runs/fast/model.onnx
+    fashion-lightning-export --ckpt_path best --root runs/fast --format onnx  # runs/fast/version_N/model.onnx
     fashion-lightning-export --ckpt_path model.ckpt --format torchscript --out model.pt
 
 The exported model takes a batch of 28x28 grayscale images, float32 ``[N, 1, 28, 28]`` with pixel
@@ -22,7 +22,7 @@ from torch import nn
 from fashion_lightning.data.datamodule import FashionMNISTDataModule
 from fashion_lightning.errors import exit_with
 from fashion_lightning.models import FashionClassifier
-from fashion_lightning.runs import CheckpointError, load_classifier
+from fashion_lightning.runs import CheckpointError, load_classifier, run_folder
 
 INPUT, OUTPUT = "images", "probabilities"
 
@@ -82,13 +82,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--root", help="for best/last: the folder of the run folders, e.g. runs/fast")
     parser.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
     parser.add_argument(
-        "--out", type=Path, help="the file to write (default: model.onnx or model.pt beside the checkpoint)"
+        "--out",
+        type=Path,
+        help="the file to write (default: model.onnx or .pt in the checkpoint's run folder, or beside it)",
     )
     parser.add_argument("--verbose", action="store_true", help="show a traceback on errors")
     args = parser.parse_args(argv)
     try:
         model, path = load_classifier(args.ckpt_path, args.root)
-        out = args.out or path.parent.parent / ("model.onnx" if args.format == "onnx" else "model.pt")
+        folder = run_folder(path) or path.parent  # a checkpoint outside a run folder: beside it
+        out = args.out or folder / ("model.onnx" if args.format == "onnx" else "model.pt")
         sidecar = export(model, args.format, out)
     except (CheckpointError, ImportError, OSError) as err:
         exit_with(err, args.verbose)

@@ -79,6 +79,21 @@ def test_resuming_with_max_epochs_below_the_checkpoints_is_refused(tiny_data, tm
         fit(tiny_data, tmp_path, "--trainer.max_epochs=1", "--ckpt_path=last")
 
 
+def test_resuming_a_one_cycle_run_with_more_epochs_is_refused_before_training(tiny_data, tmp_path):
+    one_cycle = [
+        "--model.scheduler=torch.optim.lr_scheduler.OneCycleLR",
+        "--model.scheduler.max_lr=0.05",
+        "--model.scheduler_interval=step",
+    ]
+    fit(tiny_data, tmp_path, *one_cycle, "--trainer.max_epochs=1")
+    last = tmp_path / "version_0/checkpoints/last.ckpt"
+    saved = last.read_bytes()
+    with pytest.raises(SystemExit) as exit_info:
+        fit(tiny_data, tmp_path, *one_cycle, "--trainer.max_epochs=2", "--ckpt_path=last")
+    assert "schedule spans 10 steps, but this run has 20" in str(exit_info.value)
+    assert last.read_bytes() == saved, "the checkpoint is left as it was"
+
+
 def test_verbose_shows_the_traceback(tiny_data, tmp_path):
     with pytest.raises(ValueError, match="data.batch_size must be a positive number"):
         fit(tiny_data, tmp_path, "--data.batch_size=0", "--verbose")

@@ -129,6 +129,24 @@ class FashionClassifier(LightningModule):
         # the sanity check's few batches must not count towards the best accuracy
         self.val_acc_best.reset()
         self._reset_train_totals()  # here, not at epoch start: a run resumed mid-epoch starts no epoch
+        self._check_schedule_length()
+
+    def _check_schedule_length(self) -> None:
+        """A step-wise schedule restored from a checkpoint keeps the length it was built with; if this
+        run has another number of steps (a larger max_epochs, another batch size), OneCycleLR would
+        fail midway, so say so before the first step."""
+        if self.hparams.scheduler_interval != "step":
+            return
+        planned = int(self.trainer.estimated_stepping_batches)
+        for config in self.trainer.lr_scheduler_configs:
+            total = getattr(config.scheduler, "total_steps", None)
+            if total is not None and total != planned:
+                raise ConfigError(
+                    f"the checkpoint's {type(config.scheduler).__name__} schedule spans {total} steps, but "
+                    f"this run has {planned} (trainer.max_epochs, data.batch_size or "
+                    "trainer.limit_train_batches differ from the run that wrote it). A schedule cannot be "
+                    "stretched midway: resume with the settings it was trained with, or start a new run"
+                )
 
     def _reset_train_totals(self) -> None:
         # The epoch's training loss and accuracy as running sums on the training device: torchmetrics'
