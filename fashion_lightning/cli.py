@@ -30,6 +30,9 @@ from fashion_lightning.viz.callback import PictureLogger
 
 # predict's batch indices serve only writers that ask for them; ours keeps the order of the images
 warnings.filterwarnings("ignore", message="Couldn't infer the batch indices fetched from your dataloader")
+# the data module's training batches do go on from a mid-epoch checkpoint (train_dataloader), without
+# Lightning's state_dict protocol, which a step-wise scheduler's early loader would bypass
+warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
 
 
 class FashionLightningCLI(LightningCLI):

@@ -70,9 +70,11 @@ def resolve_checkpoint(ckpt_path: str, root: str | Path) -> Path | None:
 
 
 def run_folder(checkpoint: Path) -> Path | None:
-    """The run folder (``<root>/version_N``) whose ``checkpoints/`` holds ``checkpoint``, if any."""
+    """The run folder (``<root>/version_N``) whose ``checkpoints/`` holds ``checkpoint``, if any (a run
+    without a logger keeps its checkpoints in ``<root>/checkpoints/``: no run folder)."""
     folder = checkpoint.resolve().parent
-    return folder.parent if folder.name == CHECKPOINTS else None
+    in_run = folder.name == CHECKPOINTS and folder.parent.name.startswith("version_")
+    return folder.parent if in_run else None
 
 
 def claim_run_folder(root: str | Path) -> str:

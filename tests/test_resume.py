@@ -100,8 +100,21 @@ def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(step, uninte
             7,
         ),
         (["--trainer.limit_train_batches=8", "--last_checkpoint.every_n_train_steps=4"], 10),
+        (
+            [
+                "--model.scheduler=torch.optim.lr_scheduler.OneCycleLR",
+                "--model.scheduler.max_lr=0.05",
+                "--model.scheduler_interval=step",
+                "--trainer.reload_dataloaders_every_n_epochs=1",
+            ],
+            17,
+        ),
     ],
-    ids=["one-cycle stepped every batch, checkpoint mid-epoch", "limit_train_batches, checkpoint at its end"],
+    ids=[
+        "one-cycle stepped every batch, checkpoint mid-epoch",
+        "limit_train_batches, checkpoint at its end",
+        "one-cycle, loaders reloaded every epoch, checkpoint mid-epoch 1",
+    ],
 )
 def test_resume_is_exact_with_a_step_schedule_or_a_batch_limit(extra, step, uninterrupted, tmp_path):
     data_dir = uninterrupted["data_dir"]

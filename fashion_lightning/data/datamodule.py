@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 from lightning.pytorch import LightningDataModule
-from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import TensorDataset
 from torchvision.datasets import FashionMNIST
@@ -73,7 +72,6 @@ class FashionMNISTDataModule(LightningDataModule):
         self.test_set: TensorDataset | None = None
         self.predict_set: TensorDataset | None = None
         self.predict_paths: list[str] = []  # what each predicted image is: a file, or "test image N"
-        self._resume_after_batches = 0  # from a checkpoint saved mid-epoch, see state_dict
 
     def prepare_data(self) -> None:
         ensure_files(self.hparams.data_dir, self.hparams.local_copy, self.hparams.download)
@@ -125,26 +123,14 @@ class FashionMNISTDataModule(LightningDataModule):
 
     def train_dataloader(self) -> DeviceBatches:
         batches = self._batches(self.train_set, self.batch_size, train=True)
-        # resuming from a checkpoint saved mid-epoch, the epoch's order (same seed, same epoch) goes on
-        # after the batches already trained on, as Lightning's loop does (see state_dict)
-        batches.skip_batches, self._resume_after_batches = self._resume_after_batches, 0
-        return batches
-
-    def state_dict(self) -> dict:
-        """Where a checkpoint written now stands in the epoch's batches.
-
-        Kept in the checkpoint, not read from the restored loop in ``train_dataloader``: a step-wise
-        scheduler's ``estimated_stepping_batches`` makes the loader before Lightning restores its loops,
-        but after it restores the data module."""
         trainer = self.trainer
-        if trainer is None or trainer.state.fn != TrainerFn.FITTING:
-            return {}
-        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        # an epoch's last batch (of trainer.limit_train_batches, if set) lets the next epoch start afresh
-        return {"train_batches_done": done if done < trainer.num_training_batches else 0}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        self._resume_after_batches = state_dict.get("train_batches_done", 0)
+        if trainer is not None:
+            # resuming from a checkpoint saved mid-epoch, the epoch's order (same seed, same epoch) goes
+            # on after the batches the restored loop counts as done (0 for an epoch that starts afresh).
+            # Asked lazily: a step-wise scheduler's estimated_stepping_batches makes this loader before
+            # Lightning restores its loops.
+            batches.batches_done = lambda: trainer.fit_loop.epoch_loop.batch_progress.current.ready
+        return batches
 
     def val_dataloader(self) -> DeviceBatches:
         return self._batches(self.val_set, self.hparams.eval_batch_size)

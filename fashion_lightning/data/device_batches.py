@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
@@ -37,7 +37,9 @@ class DeviceBatches:
         self.images, self.labels = images, labels
         self.batch_size = batch_size
         self.sampler = sampler
-        self.skip_batches = 0  # the next epoch starts after this many batches (resuming mid-epoch)
+        # how many of the epoch's batches are done already (resuming mid-epoch), asked when the epoch's
+        # first batch is, so that it can come from a training loop restored after this object was made
+        self.batches_done: Callable[[], int] = lambda: 0
 
     @classmethod
     def for_rank(
@@ -66,7 +68,6 @@ class DeviceBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = torch.tensor(list(self.sampler), dtype=torch.long, device=self.images.device)
-        first, self.skip_batches = self.skip_batches * self.batch_size, 0
-        for start in range(first, len(order), self.batch_size):
+        for start in range(self.batches_done() * self.batch_size, len(order), self.batch_size):
             index = order[start : start + self.batch_size]
             yield self.images.index_select(0, index), self.labels.index_select(0, index)
