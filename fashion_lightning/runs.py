@@ -122,7 +122,10 @@ def load_classifier(ckpt_path: str, root: str | None) -> tuple[FashionClassifier
         raise CheckpointError(f"--ckpt_path {ckpt_path} needs --root, the folder of its runs, e.g. runs/fast")
     path = resolve_checkpoint(ckpt_path, root or ".")
     if path is None:
-        raise CheckpointError(f"no run with checkpoints under {root}: train first, or give a .ckpt path")
+        raise CheckpointError(
+            f"no run with checkpoints directly under {root}: give the folder of one config's runs (its "
+            "trainer.default_root_dir, e.g. runs/fast), or a .ckpt path; or train first"
+        )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Attribute 'net' is an instance of `nn.Module`")
         try:

@@ -6,6 +6,7 @@ import functools
 import gzip
 import hashlib
 import http.server
+import os
 import threading
 
 import pytest
@@ -32,8 +33,11 @@ def test_exposes_what_a_model_needs():
 
 def test_gz_files_in_data_dir_are_unpacked_and_read_as_tensors(tiny_data):
     dm = make_datamodule(tiny_data)
+    umask = os.umask(0)
+    os.umask(umask)
     for name in ("train-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
         assert (raw_dir(tiny_data) / name).is_file()
+        assert (raw_dir(tiny_data) / name).stat().st_mode & 0o777 == 0o666 & ~umask, "not private"
     dm.setup("fit")
     dm.setup("test")
     assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (200, 40, 60)

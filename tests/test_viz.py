@@ -162,6 +162,7 @@ def assert_legible_png(path: Path, min_size: tuple[int, int] = (600, 300)) -> No
         ["filters", "--ckpt_path=last", "--root={root}", "--index=5"],
         ["confusion", "--ckpt_path={root}/version_0/checkpoints/last.ckpt"],
         ["curves", "--logdir={root}"],
+        ["curves", "--logdir={root}/.."],  # a folder above the config's runs, as `tensorboard --logdir runs`
     ],
     ids=lambda command: command[0],
 )
@@ -190,7 +191,7 @@ def test_edge_filters_on_an_image_file_of_any_size_and_mode(tmp_path, capsys):
         (["pixels", "--index=240"], "--index/--start 240 is out of range: pick 0 to 239"),
         (["batch", "--start=230"], "out of range: pick 0 to 220"),
         (["predictions", "--ckpt_path=best"], "--ckpt_path best needs --root"),
-        (["confusion", "--ckpt_path=best", "--root={tmp}"], "no run with checkpoints under"),
+        (["confusion", "--ckpt_path=best", "--root={tmp}"], "no run with checkpoints directly under"),
         (["filters", "--ckpt_path={tmp}/broken.png"], "as a fashion-lightning checkpoint"),
         (["curves", "--logdir={tmp}"], "no TensorBoard event files in"),
         (["edge-filters", "--image={tmp}/tiny.png"], "is 4x4 pixels; give an image of at least 8 pixels"),

@@ -169,6 +169,9 @@ def _unpack(source: Path, target: Path, expected_md5: str | None) -> None:
             f"{target.name} has {expected_md5}: it is not an intact Fashion-MNIST file. "
             "Replace the local copy, or unset it to use another source."
         )
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp.name, 0o666 & ~umask)  # NamedTemporaryFile makes it private (0600); the data is not
     os.replace(tmp.name, target)
 
 

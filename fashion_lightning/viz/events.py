@@ -14,15 +14,16 @@ class EventsError(RuntimeError):
 def read_scalars(logdir: Path) -> tuple[Path, dict[str, list[tuple[int, float]]]]:
     """Every scalar of a run as ``{tag: [(step, value), ...]}``.
 
-    ``logdir`` is a run folder (``version_N``), or a folder of runs, in which case the most recent
-    run is read; the folder actually read is returned with the scalars.
+    ``logdir`` is a run folder (``version_N``), or any folder above runs (``runs/fast``, ``runs``), in
+    which case the most recent run under it is read; the folder actually read is returned with the
+    scalars.
     """
     if not logdir.is_dir():
         raise EventsError(
             f"--logdir {logdir} is not a folder; give a run folder such as runs/dropout/version_0"
         )
     if not any(logdir.glob("events.out.tfevents.*")):
-        runs = [folder for folder in logdir.iterdir() if any(folder.glob("events.out.tfevents.*"))]
+        runs = {events.parent for events in logdir.rglob("events.out.tfevents.*")}
         if not runs:
             raise EventsError(f"no TensorBoard event files in {logdir} or its subfolders: train first")
         logdir = max(
