@@ -119,10 +119,11 @@ class PlainLoop:
             _accuracy(self.net, self.val, self.prepare, self.device)
         return time.perf_counter() - start
 
-    def test_accuracy(self) -> float:
+    def test_accuracy(self, net: torch.nn.Module | None = None) -> float:
+        """Test accuracy of (b)'s net, or of ``net`` given the same batches and precision."""
         test = self._batches(self.dm.test_set, self.dm.hparams.eval_batch_size)
         with self.autocast:
-            return _accuracy(self.net, test, self.prepare, self.device)
+            return _accuracy(self.net if net is None else net, test, self.prepare, self.device)
 
 
 def plain_and_lightning(args: argparse.Namespace, root: Path, device: torch.device) -> tuple[dict, dict]:
@@ -185,10 +186,8 @@ def bare_lightning(args: argparse.Namespace, device: torch.device) -> tuple[dict
     )
     dm = clock.plain.dm  # the project's data module, as (b) and (c) use it
     trainer.fit(model, datamodule=dm)
-    with clock.plain.autocast:
-        accuracy = _accuracy(model, dm.test_dataloader(), dm.normalize, device)
     name = f"(c0) bare Lightning Trainer, batch {args.batch_size}"
-    return _row(name, len(dm.train_set), clock.epochs, accuracy), clock.plain_epochs
+    return _row(name, len(dm.train_set), clock.epochs, clock.plain.test_accuracy(model)), clock.plain_epochs
 
 
 def config_run(config: str, args: argparse.Namespace, root: Path) -> dict:
