@@ -134,22 +134,9 @@ class FashionLightningCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs):
         trainer_config = self._command_config().trainer
-        if trainer_config.get("logger") in (None, True) and self.subcommand == "predict":
-            kwargs["logger"] = False  # predict's output is its CSV; a logger would only leave a folder behind
-        elif trainer_config.get("logger") in (None, True):
-            root, version = self._root_dir(self._command_config()), None
-            if self.run_folder is not None:
-                root, version = self.run_folder.parent, self.run_folder.name
-            elif self.subcommand == "fit" and rank_zero_only.rank == 0:
-                # a new run folder for a new fit (other DDP ranks get rank 0's); test/validate of a
-                # checkpoint outside any run folder leave it to the logger
-                version = claim_run_folder(root)
-            kwargs["logger"] = TensorBoardLogger(
-                save_dir=root,
-                name="",
-                version=version,
-                default_hp_metric=False,  # hp_metric is logged from val/acc_best instead of -1
-            )
+        if trainer_config.get("logger") in (None, True):
+            # predict's output is its CSV; a logger would only leave a folder behind
+            kwargs["logger"] = False if self.subcommand == "predict" else self._run_logger()
         if not trainer_config.get("plugins"):
             kwargs["plugins"] = [AtomicCheckpointIO()]
         trainer = super().instantiate_trainer(**kwargs)
@@ -158,6 +145,21 @@ class FashionLightningCLI(LightningCLI):
             # CPU); the CSV writer has nothing to do outside predict
             trainer.callbacks[:] = [c for c in trainer.callbacks if not isinstance(c, PredictionWriter)]
         return trainer
+
+    def _run_logger(self) -> TensorBoardLogger:
+        root, version = self._root_dir(self._command_config()), None
+        if self.run_folder is not None:
+            root, version = self.run_folder.parent, self.run_folder.name
+        elif self.subcommand == "fit" and rank_zero_only.rank == 0:
+            # a new run folder for a new fit (other DDP ranks get rank 0's); test/validate of a
+            # checkpoint outside any run folder leave it to the logger
+            version = claim_run_folder(root)
+        return TensorBoardLogger(
+            save_dir=root,
+            name="",
+            version=version,
+            default_hp_metric=False,  # hp_metric is logged from val/acc_best instead of -1
+        )
 
 
 def main(args: list[str] | None = None) -> None:
