@@ -1,9 +1,8 @@
-"""The data module and the file handling, on tiny files the tests write."""
+"""The data module and the MNIST family's sources, on tiny files the tests write."""
 
 from __future__ import annotations
 
 import functools
-import gzip
 import hashlib
 import http.server
 import os
@@ -11,69 +10,88 @@ import threading
 
 import pytest
 import torch
-from tiny_idx import idx_bytes, write_tiny_fashion_mnist
-from torchvision.datasets import FashionMNIST
+from tiny_idx import FILES, LABEL_MAGIC, idx_bytes, write_tiny_idx
+from torchvision import datasets
 
-from fashion_lightning.data import DataError, FashionMNISTDataModule
-from fashion_lightning.data.files import ENV_VAR, IMAGE_MAGIC, LABEL_MAGIC, ensure_files, load_split, raw_dir
+from fashion_lightning.data import KMNIST, MNIST, DataError, FashionMNIST, ImageDataModule, LabelledImages
+from fashion_lightning.data.fashion_mnist_copies import ENV_VAR
 
 
-def make_datamodule(data_dir, **kwargs) -> FashionMNISTDataModule:
-    dm = FashionMNISTDataModule(data_dir=str(data_dir), download=False, **{"val_size": 40, **kwargs})
+def make_datamodule(root, source=FashionMNIST, **kwargs) -> ImageDataModule:
+    dm = ImageDataModule(source=source(str(root), download=False), **{"val_size": 40, **kwargs})
     dm.prepare_data()
     return dm
 
 
-def test_exposes_what_a_model_needs():
-    dm = FashionMNISTDataModule()
-    assert dm.classes == ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")  # fmt: skip
-    assert (dm.num_classes, dm.dims, dm.batch_size) == (10, (1, 28, 28), 64)
+def raw(root, name: str = "FashionMNIST"):
+    return root / name / "raw"
 
 
-def test_gz_files_in_data_dir_are_unpacked_and_read_as_tensors(tiny_data):
+def test_the_default_source_is_fashion_mnist():
+    dm = ImageDataModule()
+    assert isinstance(dm.source, FashionMNIST)
+    assert dm.batch_size == 64 and dm.input_contract is None
+
+
+def test_the_contract_is_measured_on_the_training_split(tiny_data):
     dm = make_datamodule(tiny_data)
-    umask = os.umask(0)
-    os.umask(umask)
-    for name in ("train-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
-        assert (raw_dir(tiny_data) / name).is_file()
-        assert (raw_dir(tiny_data) / name).stat().st_mode & 0o777 == 0o666 & ~umask, "not private"
+    dm.setup("fit")
+    contract = dm.input_contract
+    assert contract.classes == tuple(datasets.FashionMNIST.classes)
+    assert (contract.channels, contract.size, contract.photos) == (1, (28, 28), "object")
+    pixels = dm.train_set.images.double() / 255  # the training split only, not the validation images
+    assert contract.mean == pytest.approx((pixels.mean().item(),), abs=1e-9)
+    assert contract.std == pytest.approx((pixels.std(correction=0).item(),), abs=1e-9)
+
+
+@pytest.mark.parametrize("source, name", [(MNIST, "MNIST"), (KMNIST, "KMNIST")])
+def test_mnist_and_kmnist_are_read_through_torchvision(source, name, tmp_path):
+    write_tiny_idx(tmp_path / "data", name)
+    dm = make_datamodule(tmp_path / "data", source)
+    dm.setup("fit")
+    dm.setup("test")
+    assert dm.input_contract.classes == tuple(getattr(datasets, name).classes)
+    assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (200, 40, 60)
+
+
+def test_splits_are_uint8_tensors_with_int64_labels(tiny_data):
+    dm = make_datamodule(tiny_data)
     dm.setup("fit")
     dm.setup("test")
     assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (200, 40, 60)
-    images, labels = dm.train_set.tensors
-    assert images.dtype == torch.uint8 and images.shape[1:] == (1, 28, 28)
-    assert labels.dtype == torch.int64
+    assert dm.train_set.images.dtype == torch.uint8 and dm.train_set.image_shape == (1, 28, 28)
+    assert dm.train_set.labels.dtype == torch.int64
 
 
 def test_validation_is_a_seeded_disjoint_split_of_the_training_images(tiny_data):
     def split(seed):
         dm = make_datamodule(tiny_data, split_seed=seed)
         dm.setup("fit")
-        return dm.train_set.tensors[0], dm.val_set.tensors[0]
+        return dm.train_set.images, dm.val_set.images
 
     train, val = split(0)
-    all_images, _ = load_split(raw_dir(tiny_data), train=True)
+    all_images = FashionMNIST(str(tiny_data)).load(train=True).images
     as_rows = {tuple(x.flatten().tolist()) for x in torch.cat([train, val])}
     assert len(as_rows) == len(all_images)  # every image exactly once
     assert torch.equal(split(0)[1], val)
     assert not torch.equal(split(1)[1], val)
 
 
-def test_batches_are_sliced_and_normalised_on_the_device(tiny_data):
+def test_val_size_may_be_a_fraction(tiny_data):
+    dm = make_datamodule(tiny_data, val_size=0.25)
+    dm.setup("fit")
+    assert (len(dm.train_set), len(dm.val_set)) == (180, 60)
+
+
+def test_batches_are_cut_on_the_device_and_keep_their_labels(tiny_data):
     dm = make_datamodule(tiny_data, batch_size=32)
     dm.setup("fit")
     images, labels = next(iter(dm.train_dataloader()))
     assert images.shape == (32, 1, 28, 28) and images.dtype == torch.uint8 and labels.shape == (32,)
-    normalised, same_labels = dm.on_after_batch_transfer((images, labels), 0)
-    expected = (images.float() / 255 - 0.2860) / 0.3530
-    torch.testing.assert_close(normalised, expected)
-    assert same_labels is labels
-    # each image keeps its own label: find it in the training set
-    train_images, train_labels = dm.train_set.tensors
-    for image, label in zip(images[:5], labels[:5], strict=True):
-        match = (train_images == image).flatten(1).all(dim=1)
-        assert train_labels[match].eq(label).all()
+    assert dm.on_after_batch_transfer((images, labels), 0) == (images, labels), "no augmentation: as it is"
+    for image, label in zip(images[:5], labels[:5], strict=True):  # find each image in the training set
+        match = (dm.train_set.images == image).flatten(1).all(dim=1)
+        assert dm.train_set.labels[match].eq(label).all()
 
 
 def test_eval_loaders_keep_order_and_use_the_eval_batch_size(tiny_data):
@@ -81,13 +99,18 @@ def test_eval_loaders_keep_order_and_use_the_eval_batch_size(tiny_data):
     dm.setup("test")
     batches = list(dm.test_dataloader())
     assert [len(b[1]) for b in batches] == [25, 25, 10]
-    assert torch.equal(torch.cat([b[1] for b in batches]), load_split(raw_dir(tiny_data), train=False)[1])
+    assert torch.equal(
+        torch.cat([b[1] for b in batches]), FashionMNIST(str(tiny_data)).load(train=False).labels
+    )
 
 
-@pytest.mark.parametrize("bad", [{"batch_size": 0}, {"eval_batch_size": -1}, {"val_size": -5}])
-def test_bad_sizes_are_refused_with_the_setting_named(bad):
+@pytest.mark.parametrize(
+    "bad",
+    [{"batch_size": 0}, {"eval_batch_size": -1}, {"val_size": -5}, {"val_size": 1.5}, {"num_workers": -1}],
+)
+def test_bad_settings_are_refused_with_the_setting_named(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
-        FashionMNISTDataModule(**bad)
+        ImageDataModule(**bad)
 
 
 def test_a_validation_set_as_big_as_the_training_set_is_refused(tiny_data):
@@ -96,105 +119,125 @@ def test_a_validation_set_as_big_as_the_training_set_is_refused(tiny_data):
         dm.setup("fit")
 
 
-def test_a_truncated_gz_is_reported_with_the_fix(tiny_data):
-    path = raw_dir(tiny_data) / "train-images-idx3-ubyte.gz"
-    path.write_bytes(path.read_bytes()[:500])
-    with pytest.raises(DataError, match="train-images-idx3-ubyte.gz is not a readable gzip file.*truncated"):
-        make_datamodule(tiny_data)
-    assert not list(raw_dir(tiny_data).glob(".train-images*")), "no half-written file is left behind"
+def test_a_source_must_give_uint8_images_and_labels_in_range():
+    with pytest.raises(DataError, match="uint8"):
+        LabelledImages(torch.zeros(2, 1, 4, 4), torch.zeros(2, dtype=torch.long), ["a"])
+    with pytest.raises(DataError, match="labels outside 0..1"):
+        LabelledImages(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.tensor([0, 2]), ["a", "b"])
 
 
-def test_a_corrupt_gz_is_reported(tiny_data):
-    path = raw_dir(tiny_data) / "t10k-labels-idx1-ubyte.gz"
-    path.write_bytes(b"this is not gzip data at all")
-    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz is not a readable gzip file"):
-        make_datamodule(tiny_data)
-
-
-def test_a_truncated_idx_file_is_reported(tiny_data):
-    dm = make_datamodule(tiny_data)
-    path = raw_dir(tiny_data) / "train-images-idx3-ubyte"
+def test_a_truncated_idx_file_is_named(tiny_data):
+    path = raw(tiny_data) / "train-images-idx3-ubyte"
     path.write_bytes(path.read_bytes()[:-100])
-    with pytest.raises(DataError, match="header .* needs .* truncated or corrupt; delete"):
-        dm.setup("fit")
+    with pytest.raises(
+        DataError, match="train-images-idx3-ubyte is not a readable IDX file.*truncated or corrupt; delete"
+    ):
+        make_datamodule(tiny_data).setup("fit")
 
 
-def test_a_wrong_magic_number_is_reported(tiny_data):
-    dm = make_datamodule(tiny_data)
-    images, labels = (
-        raw_dir(tiny_data) / "t10k-images-idx3-ubyte",
-        raw_dir(tiny_data) / "t10k-labels-idx1-ubyte",
-    )
+def test_a_wrong_magic_number_is_named(tiny_data):
+    images, labels = raw(tiny_data) / "t10k-images-idx3-ubyte", raw(tiny_data) / "t10k-labels-idx1-ubyte"
     images.write_bytes(labels.read_bytes())  # a labels file where the images belong
-    with pytest.raises(DataError, match=f"magic number {LABEL_MAGIC}, expected {IMAGE_MAGIC}"):
-        dm.setup("test")
+    with pytest.raises(DataError, match="t10k-images-idx3-ubyte is not a readable IDX file"):
+        make_datamodule(tiny_data).setup("test")
 
 
 def test_labels_out_of_range_are_reported(tiny_data):
-    dm = make_datamodule(tiny_data)
-    (raw_dir(tiny_data) / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(torch.full((60,), 12), LABEL_MAGIC))
-    with pytest.raises(DataError, match="labels outside 0..9"):
-        dm.setup("test")
+    (raw(tiny_data) / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(torch.full((60,), 12), LABEL_MAGIC))
+    with pytest.raises(DataError, match=r"FashionMNIST/raw \(t10k files\): labels outside 0..9.*delete"):
+        make_datamodule(tiny_data).setup("test")
 
 
 def test_images_and_labels_of_different_counts_are_reported(tiny_data):
-    dm = make_datamodule(tiny_data)
-    (raw_dir(tiny_data) / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(torch.zeros(59), LABEL_MAGIC))
-    with pytest.raises(DataError, match="60 t10k images but 59 labels"):
-        dm.setup("test")
+    (raw(tiny_data) / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(torch.zeros(59), LABEL_MAGIC))
+    with pytest.raises(DataError, match="60 images but 59 labels"):
+        make_datamodule(tiny_data).setup("test")
 
 
-def test_a_local_copy_must_have_the_official_content(tmp_path, no_system_copies, monkeypatch):
-    copy = raw_dir(write_tiny_fashion_mnist(tmp_path / "copy"))
-    monkeypatch.setenv(ENV_VAR, str(copy))
-    with pytest.raises(DataError, match=r"decompresses to content with MD5 \w+, but the official"):
-        ensure_files(tmp_path / "data", download=False)
-    assert not any(raw_dir(tmp_path / "data").iterdir()), "nothing unverified is kept"
+@pytest.fixture
+def local_copy(tmp_path, no_system_copies):
+    """Four .gz files as a local copy holds them (tiny, so not the official content)."""
+    return raw(write_tiny_idx(tmp_path / "copy", gz=True))
+
+
+def test_a_truncated_gz_in_a_local_copy_is_named_and_nothing_is_kept(local_copy, tmp_path):
+    path = local_copy / "train-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(DataError, match="train-images-idx3-ubyte.gz is not a readable gzip file.*truncated"):
+        FashionMNIST(str(tmp_path / "data"), local_copy=str(local_copy)).prepare()
+    assert not any(raw(tmp_path / "data").iterdir()), "no half-written file is left behind"
+
+
+def test_a_corrupt_gz_in_a_local_copy_is_named(local_copy, tmp_path):
+    (local_copy / "train-images-idx3-ubyte.gz").write_bytes(b"this is not gzip data at all")
+    with pytest.raises(DataError, match="train-images-idx3-ubyte.gz is not a readable gzip file"):
+        FashionMNIST(str(tmp_path / "data"), local_copy=str(local_copy)).prepare()
+
+
+def test_a_local_copy_must_have_the_official_content(local_copy, tmp_path, monkeypatch):
+    monkeypatch.setenv(ENV_VAR, str(local_copy))
+    with pytest.raises(DataError, match="does not decompress to the official train-images-idx3-ubyte"):
+        FashionMNIST(str(tmp_path / "data"), download=False).prepare()
+    assert not any(raw(tmp_path / "data").iterdir()), "nothing unverified is kept"
+
+
+def test_a_local_copy_with_the_official_content_is_unpacked(local_copy, tmp_path, monkeypatch):
+    # the tiny copy stands in for the official one: its own MD5s are the expected ones
+    tiny = write_tiny_idx(tmp_path / "plain")
+    md5s = {name: hashlib.md5((raw(tiny) / name).read_bytes()).hexdigest() for name in FILES}
+    monkeypatch.setattr("fashion_lightning.data.fashion_mnist_copies.CONTENT_MD5", md5s)
+    source = FashionMNIST(str(tmp_path / "data"), download=False, local_copy=str(local_copy))
+    source.prepare()
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in FILES:
+        assert (raw(tmp_path / "data") / name).read_bytes() == (raw(tiny) / name).read_bytes()
+        assert (raw(tmp_path / "data") / name).stat().st_mode & 0o777 == 0o666 & ~umask, "not private"
+    assert len(source.load(train=True)) == 240
 
 
 def test_a_named_local_copy_without_the_files_is_reported(tmp_path, no_system_copies):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match=r"--data.local_copy names .*empty, but it lacks train-images"):
-        ensure_files(tmp_path / "data", local_copy=tmp_path / "empty")
+    with pytest.raises(DataError, match=r"--data.source.local_copy names .*empty, but it lacks train-images"):
+        FashionMNIST(str(tmp_path / "data"), local_copy=str(tmp_path / "empty")).prepare()
 
 
 def test_no_data_and_no_download_names_the_three_ways(tmp_path, no_system_copies):
     with pytest.raises(DataError) as err:
-        ensure_files(tmp_path / "data", download=False)
+        FashionMNIST(str(tmp_path / "data"), download=False).prepare()
     message = str(err.value)
-    for way in ("--data.local_copy", ENV_VAR, "apt-get install dataset-fashion-mnist", "go online"):
+    for way in ("--data.source.local_copy", ENV_VAR, "apt-get install dataset-fashion-mnist", "go online"):
         assert way in message
 
 
 def test_offline_download_failure_names_the_three_ways(tmp_path, no_system_copies, monkeypatch):
     # nothing listens on port 9 of this machine: every mirror refuses at once, as offline
-    monkeypatch.setattr(FashionMNIST, "mirrors", ["http://127.0.0.1:9/"])
-    with pytest.raises(DataError, match="the download failed(.|\n)*--data.local_copy(.|\n)*go online"):
-        ensure_files(tmp_path / "data", download=True)
+    monkeypatch.setattr(datasets.FashionMNIST, "mirrors", ["http://127.0.0.1:9/"])
+    with pytest.raises(DataError, match="the download failed(.|\n)*--data.source.local_copy(.|\n)*go online"):
+        FashionMNIST(str(tmp_path / "data")).prepare()
 
 
 def test_an_unwritable_data_dir_is_reported(tmp_path, no_system_copies):
     blocker = tmp_path / "file"
     blocker.write_text("a file where the data folder should go")
-    with pytest.raises(DataError, match="cannot create the data folder .* --data.data_dir"):
-        ensure_files(blocker / "data")
+    with pytest.raises(DataError, match="cannot create the data folder .* --data.source.root"):
+        FashionMNIST(str(blocker / "data")).prepare()
 
 
-def test_download_path_is_torchvisions(tmp_path, no_system_copies, monkeypatch):
+@pytest.mark.parametrize("source, name", [(FashionMNIST, "FashionMNIST"), (MNIST, "MNIST")])
+def test_download_path_is_torchvisions(source, name, tmp_path, no_system_copies, monkeypatch):
     """The online path really is torchvision's download: served here from a local HTTP server."""
-    served = write_tiny_fashion_mnist(tmp_path / "mirror")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(raw_dir(served)))
+    served = raw(write_tiny_idx(tmp_path / "mirror", name, gz=True), name)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    dataset = getattr(datasets, name)
     try:
-        md5s = {
-            name: hashlib.md5((raw_dir(served) / name).read_bytes()).hexdigest()
-            for name, _ in FashionMNIST.resources
-        }
-        monkeypatch.setattr(FashionMNIST, "mirrors", [f"http://127.0.0.1:{server.server_address[1]}/"])
-        monkeypatch.setattr(FashionMNIST, "resources", list(md5s.items()))
-        ensure_files(tmp_path / "data", download=True)
+        md5s = {f"{n}.gz": hashlib.md5((served / f"{n}.gz").read_bytes()).hexdigest() for n in FILES}
+        monkeypatch.setattr(dataset, "mirrors", [f"http://127.0.0.1:{server.server_address[1]}/"])
+        monkeypatch.setattr(dataset, "resources", list(md5s.items()))
+        source(str(tmp_path / "data")).prepare()
     finally:
         server.shutdown()
-    with gzip.open(raw_dir(served) / "t10k-labels-idx1-ubyte.gz") as packed:
-        assert (raw_dir(tmp_path / "data") / "t10k-labels-idx1-ubyte").read_bytes() == packed.read()
+    loaded = source(str(tmp_path / "data"), download=False).load(train=False)
+    assert len(loaded) == 60 and loaded.classes == dataset.classes

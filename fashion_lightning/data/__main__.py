@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from fashion_lightning.data.files import DataError, ensure_files
+from fashion_lightning.data import DataError, FashionMNIST
 
 
 def main() -> None:
@@ -12,11 +12,12 @@ def main() -> None:
     parser.add_argument("--local_copy", default=None, help="a folder with the four official .gz files")
     parser.add_argument("--no-download", dest="download", action="store_false", help="only look for copies")
     args = parser.parse_args()
+    source = FashionMNIST(args.data_dir, args.download, args.local_copy)
     try:
-        folder = ensure_files(args.data_dir, args.local_copy, args.download)
+        source.prepare()
     except DataError as err:
         sys.exit(f"error: {err}")
-    print(f"Fashion-MNIST is ready in {folder}")
+    print(f"Fashion-MNIST is ready in {source.raw_folder}")
 
 
 main()

@@ -1,155 +1,213 @@
-"""Fashion-MNIST as a LightningDataModule, held in memory as tensors."""
+"""Any image-classification data set as one LightningDataModule; its ``source`` says where the images are."""
 
 from __future__ import annotations
 
+import math
+
 import torch
+from jsonargparse import lazy_instance
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_warn
-from torch.utils.data import TensorDataset
-from torchvision.datasets import FashionMNIST
+from torch.utils.data import DataLoader, Subset
 
 from fashion_lightning.data.augmentation import Augmentation
-from fashion_lightning.data.device_batches import DeviceBatches
-from fashion_lightning.data.files import DataError, ensure_files, load_split, raw_dir
-from fashion_lightning.data.images import load_images
+from fashion_lightning.data.batches import DeviceBatches, EpochBatches, StreamedBatches
+from fashion_lightning.data.contract import InputContract
+from fashion_lightning.data.mnist_family import FashionMNIST
+from fashion_lightning.data.photos import load_photos
+from fashion_lightning.data.source import DataError, ImageSource, LabelledImages
 from fashion_lightning.errors import ConfigError
 
+STATS_SAMPLE = 10_000  # images of a streamed split that its mean and std are measured on
 
-class FashionMNISTDataModule(LightningDataModule):
-    """The official 60,000/10,000 split, with validation carved from the training images by a fixed seed.
 
-    Each split is moved once, as uint8, to the device that trains, and batches are cut there
-    (``DeviceBatches``). Training batches are augmented there too (``augment``), then every batch is
-    normalised with the training set's mean and std (0.2860, 0.3530: pixel values scaled to [0, 1],
-    measured over all 60,000 training images) in ``on_after_batch_transfer``.
+class ImageDataModule(LightningDataModule):
+    """A source's training images split into training and validation by a fixed seed, and its test images.
+
+    A split that fits in memory is moved once, as uint8, to the device that trains, and batches are cut
+    there (``DeviceBatches``); one that does not is read from disk by worker processes
+    (``StreamedBatches``). Training batches are augmented on the device (``augment``). Normalisation
+    is the model's (it keeps the training split's per-channel mean and std in its ``InputContract``,
+    which this module measures: ``input_contract``, after ``setup("fit")``).
     """
-
-    classes = tuple(FashionMNIST.classes)
-    num_classes = len(classes)
-    dims = (1, 28, 28)
-    mean, std = 0.2860, 0.3530
 
     def __init__(
         self,
-        data_dir: str = "data",
-        local_copy: str | None = None,
+        source: ImageSource = lazy_instance(FashionMNIST),
         batch_size: int = 64,
         eval_batch_size: int = 1000,
-        val_size: int = 5000,
+        val_size: int | float = 5000,
         split_seed: int = 0,
         shuffle_seed: int | None = None,
         augment: Augmentation = Augmentation(),
-        download: bool = True,
+        num_workers: int = 4,
         predict_images: str | list[str] | None = None,
     ) -> None:
         """
         Args:
-            data_dir: where the files are kept (in ``FashionMNIST/raw/``, torchvision's layout).
-            local_copy: a folder with the four official ``.gz`` files to copy from
-                (else ``$FASHION_MNIST_DIR``).
+            source: where the images come from (a class path and its settings; by default Fashion-MNIST).
             batch_size: training batch size.
             eval_batch_size: batch size for validation, test and predict (no gradients, so larger is faster).
-            val_size: how many of the 60,000 training images are held out for validation.
+            val_size: training images held out for validation: a number, or a fraction below 1.
             split_seed: seed of the train/validation split, independent of the training seed.
             shuffle_seed: seed of the training order (epoch ``e`` uses ``shuffle_seed + e``); by
                 default the run's seed (``seed_everything``), shared by all DDP ranks.
             augment: random changes to training images, drawn per image on the training device.
-            download: fall back to torchvision's download when no copy is found.
-            predict_images: an image file or folder, or a list of them, for ``predict`` (any size, colour or
-                format, see ``images.to_fashion_mnist``); by default ``predict`` runs on the test set.
+            num_workers: processes reading images from disk, for a source too large for memory.
+            predict_images: an image file or folder, or a list of them, for ``predict`` (any size, colour
+                or format: each is fitted to the model's ``InputContract``); by default ``predict`` runs
+                on the test set.
         """
         super().__init__()
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if value <= 0:
                 raise ConfigError(f"data.{name} must be a positive number of images, got {value}")
-        if val_size < 0:
-            raise ConfigError(f"data.val_size must be 0 or more, got {val_size}")
+        if val_size < 0 or (isinstance(val_size, float) and val_size >= 1):
+            raise ConfigError(
+                f"data.val_size must be 0 or more images, or a fraction below 1; got {val_size}"
+            )
+        if num_workers < 0:
+            raise ConfigError(f"data.num_workers must be 0 or more, got {num_workers}")
         self.save_hyperparameters()
+        self.source = source
         self.batch_size = batch_size
         self.augment = augment
-        self.train_set: TensorDataset | None = None
-        self.val_set: TensorDataset | None = None
-        self.test_set: TensorDataset | None = None
-        self.predict_set: TensorDataset | None = None
-        self.predict_paths: list[str] = []  # what each predicted image is: a file, or "test image N"
+        self.train_set: LabelledImages | None = None
+        self.val_set: LabelledImages | None = None
+        self.test_set: LabelledImages | None = None
+        self.predict_set: LabelledImages | None = None
+        self.predict_names: list[str] = []  # what each predicted image is: a file, or "test image N"
+        self.input_contract: InputContract | None = None  # known after setup("fit") or setup("validate")
+        self._train_batches: EpochBatches | None = None
+        self._resume_position: dict | None = None  # the training batches' place, from a checkpoint
 
     def prepare_data(self) -> None:
-        ensure_files(self.hparams.data_dir, self.hparams.local_copy, self.hparams.download)
+        if self._predicting_photos():
+            return  # the model's checkpoint says all that photos need: no data set on the machine
+        self.source.prepare()
+
+    def _predicting_photos(self) -> bool:
+        return bool(self.hparams.predict_images) and self.trainer is not None and self.trainer.predicting
 
     def setup(self, stage: str) -> None:
-        folder = raw_dir(self.hparams.data_dir)
         if stage in ("fit", "validate") and self.train_set is None:
-            images, labels = load_split(folder, train=True)
-            val_size = self.hparams.val_size
-            if val_size >= len(images):
-                raise ConfigError(
-                    f"data.val_size={val_size} leaves no training images: the training set has {len(images)}"
-                )
-            split = torch.Generator().manual_seed(self.hparams.split_seed)
-            order = torch.randperm(len(images), generator=split)
-            self.val_set = self._dataset(images, labels, order[:val_size])
-            self.train_set = self._dataset(images, labels, order[val_size:])
-        if stage in ("test", "predict") and self.test_set is None:
-            self.test_set = self._dataset(*load_split(folder, train=False))
+            images = self.source.load(train=True)
+            val_size = self._val_count(len(images))
+            order = torch.randperm(
+                len(images), generator=torch.Generator().manual_seed(self.hparams.split_seed)
+            )
+            self.val_set, self.train_set = images.subset(order[:val_size]), images.subset(order[val_size:])
+            self.input_contract = self._measure(self.train_set)
+        if stage in ("test", "predict") and self.test_set is None and not self._predicting_photos():
+            self.test_set = self.source.load(train=False)
         if stage == "predict" and self.predict_set is None:
             self._setup_predict()
+        self._check_fits_the_model()
+
+    def _check_fits_the_model(self) -> None:
+        """A model from a checkpoint (resumed, tested) must get the classes and shape it was trained on."""
+        contract = getattr(self.trainer.lightning_module, "input_contract", None) if self.trainer else None
+        for split in (self.train_set, self.test_set):
+            if contract is not None and split is not None:
+                why = contract.mismatch(split.classes, split.image_shape)
+                if why:
+                    raise DataError(
+                        f"the data does not fit the model: {why}. Give the data settings it was trained "
+                        "with (its run folder's config.yaml)"
+                    )
+
+    def _val_count(self, available: int) -> int:
+        val_size = self.hparams.val_size
+        count = math.floor(val_size * available) if isinstance(val_size, float) else val_size
+        if count >= available:
+            raise ConfigError(
+                f"data.val_size={val_size} leaves no training images: the training set has {available}"
+            )
+        return count
+
+    def _measure(self, train: LabelledImages) -> InputContract:
+        """The training split's contract: classes, shape, and per-channel mean and std of pixels in [0, 1]."""
+        total = squares = 0
+        count = 0
+        for images in self._stats_batches(train):
+            pixels = images.double().div_(255)
+            total = total + pixels.sum(dim=(0, 2, 3))
+            squares = squares + pixels.square().sum(dim=(0, 2, 3))
+            count += pixels[:, 0].numel()
+        mean = total / count
+        std = (squares / count - mean.square()).clamp(min=1e-12).sqrt()
+        channels, height, width = train.image_shape
+        return InputContract(
+            classes=tuple(train.classes),
+            channels=channels,
+            size=(height, width),
+            mean=tuple(mean.tolist()),
+            std=tuple(std.tolist()),
+            photos=self.source.photos,
+        )
+
+    def _stats_batches(self, train: LabelledImages):
+        if isinstance(train, LabelledImages):
+            return train.images.split(4096)
+        # a streamed split: a seeded sample, read by the workers
+        sample = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:STATS_SAMPLE]
+        # the workers' seeds from a generator of its own: drawn from torch's global one, they would change
+        # the net's initial weights (made after this) for a streamed split only
+        subset, workers = Subset(train, sample.tolist()), self.hparams.num_workers
+        loader = DataLoader(subset, batch_size=256, num_workers=workers, generator=torch.Generator())
+        return (images for images, _ in loader)
 
     def _setup_predict(self) -> None:
         if not self.hparams.predict_images:
             self.predict_set = self.test_set
-            self.predict_paths = [f"test image {i}" for i in range(len(self.test_set))]
+            self.predict_names = [f"test image {i}" for i in range(len(self.test_set))]
             return
+        contract = self.trainer.lightning_module.input_contract  # the model's own, from its checkpoint
         named = self.hparams.predict_images
         try:
-            images, paths, skipped = load_images([named] if isinstance(named, str) else named)
+            images, paths, skipped = load_photos([named] if isinstance(named, str) else named, contract)
         except FileNotFoundError as err:
             raise DataError(f"data.predict_images: {err}") from None
         for path, reason in skipped:
             rank_zero_warn(f"skipped {path}: {reason}")
         if not paths:
             raise DataError(
-                f"data.predict_images={self.hparams.predict_images} holds no readable image "
+                f"data.predict_images={named} holds no readable image "
                 f"({len(skipped)} files skipped); give PNG or JPEG files, or folders of them"
             )
         unlabelled = torch.full((len(images),), -1, dtype=torch.long)
-        self.predict_set = TensorDataset(images, unlabelled)
-        self.predict_paths = [str(path) for path in paths]
+        self.predict_set = LabelledImages(images, unlabelled, contract.classes)
+        self.predict_names = [str(path) for path in paths]
 
-    @staticmethod
-    def _dataset(images: torch.Tensor, labels: torch.Tensor, index: torch.Tensor | None = None):
-        if index is not None:
-            images, labels = images[index], labels[index]
-        return TensorDataset(images.unsqueeze(1).contiguous(), labels)
-
-    def train_dataloader(self) -> DeviceBatches:
+    def train_dataloader(self) -> EpochBatches:
         batches = self._batches(self.train_set, self.batch_size, train=True)
-        trainer = self.trainer
-        if trainer is not None:
-            # resuming from a checkpoint saved mid-epoch, the epoch's order (same seed, same epoch) goes
-            # on after the batches the restored loop counts as done (0 for an epoch that starts afresh).
-            # Asked lazily: a step-wise scheduler's estimated_stepping_batches makes this loader before
-            # Lightning restores its loops.
-            batches.batches_done = lambda: trainer.fit_loop.epoch_loop.batch_progress.current.ready
+        if self._resume_position is not None:
+            batches.load_state_dict(self._resume_position)
+            self._resume_position = None
+        self._train_batches = batches
         return batches
 
-    def val_dataloader(self) -> DeviceBatches:
+    def val_dataloader(self) -> EpochBatches:
         return self._batches(self.val_set, self.hparams.eval_batch_size)
 
-    def test_dataloader(self) -> DeviceBatches:
+    def test_dataloader(self) -> EpochBatches:
         return self._batches(self.test_set, self.hparams.eval_batch_size)
 
-    def predict_dataloader(self) -> DeviceBatches:
+    def predict_dataloader(self) -> EpochBatches:
         return self._batches(self.predict_set, self.hparams.eval_batch_size)
 
-    def _batches(self, dataset: TensorDataset | None, batch_size: int, train: bool = False) -> DeviceBatches:
-        if dataset is None:
+    def _batches(self, split: LabelledImages | None, batch_size: int, train: bool = False) -> EpochBatches:
+        if split is None:
             raise RuntimeError("call setup() for this stage before asking for its dataloader")
         trainer = self.trainer
         device = trainer.strategy.root_device if trainer else torch.device("cpu")
         rank, world_size = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
-        images, labels = (tensor.to(device) for tensor in dataset.tensors)
         seed = self._shuffle_seed() if train else 0
-        return DeviceBatches.for_rank(images, labels, batch_size, rank, world_size, shuffle=train, seed=seed)
+        sampler = EpochBatches.sampler_for_rank(len(split), rank, world_size, shuffle=train, seed=seed)
+        if isinstance(split, LabelledImages):
+            return DeviceBatches(split.images.to(device), split.labels.to(device), batch_size, sampler)
+        workers, pin = self.hparams.num_workers, device.type == "cuda"
+        return StreamedBatches(split, batch_size, sampler, num_workers=workers, pin_memory=pin)
 
     def _shuffle_seed(self) -> int:
         if self.hparams.shuffle_seed is not None:
@@ -157,18 +215,26 @@ class FashionMNISTDataModule(LightningDataModule):
         seed = torch.initial_seed() % 2**63  # what seed_everything set
         return self.trainer.strategy.broadcast(seed) if self.trainer else seed
 
+    def state_dict(self) -> dict:
+        # The training batches' place in the epoch. Lightning saves it too (the batches follow its
+        # state_dict protocol), but restores it only into a loader made after the checkpoint is read:
+        # a step-wise scheduler asks for the loader earlier (estimated_stepping_batches). This state
+        # is given back before anything asks for a loader.
+        return {"train_batches": self._train_batches.state_dict()} if self._train_batches else {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._resume_position = state_dict.get("train_batches")
+
     def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
-        # DeviceBatches cut every batch on the training device already; Lightning's generic transfer
-        # would only walk the batch to find that out, at ~0.2 ms a step
-        return batch
+        images, labels = batch
+        if images.device == device:
+            # DeviceBatches cut it there already; Lightning's generic transfer would only walk the batch
+            # to find that out, at ~0.2 ms a step
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        images, labels = batch
         if self.augment.enabled and self.trainer is not None and self.trainer.training:
-            images = self.augment(images)
-        return self.normalize(images), labels
-
-    @classmethod
-    def normalize(cls, images: torch.Tensor) -> torch.Tensor:
-        """uint8 pixels -> the network's input scale: ``(x / 255 - mean) / std``."""
-        return images.float().div_(255).sub_(cls.mean).div_(cls.std)
+            images, labels = batch
+            return self.augment(images), labels
+        return batch
