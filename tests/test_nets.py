@@ -1,22 +1,36 @@
-"""The notes' two networks, as plain nn.Modules."""
+"""The networks, as plain nn.Modules that take their input's shape and class count."""
 
 import pytest
 import torch
 
-from fashion_lightning.models import BaselineNet, DropoutNet
+from fashion_lightning.models import BaselineNet, ConvBNNet, DropoutNet
 
 
-@pytest.mark.parametrize("net, parameters", [(BaselineNet(), 6_930), (DropoutNet(), 27_480)])
-def test_nets_map_a_batch_of_images_to_ten_scores(net, parameters):
+@pytest.mark.parametrize("net_class, parameters", [(BaselineNet, 6_930), (DropoutNet, 27_480)])
+def test_the_notes_nets_keep_their_size_on_fashion_mnist(net_class, parameters):
     # conv1 100 + conv2 1,820, then 500x10+10 (baseline) or 500x50+50 and 50x10+10 (dropout)
+    net = net_class(1, (28, 28), 10)
     assert sum(p.numel() for p in net.parameters()) == parameters
     assert net(torch.randn(4, 1, 28, 28)).shape == (4, 10)
+
+
+@pytest.mark.parametrize("net_class", [BaselineNet, DropoutNet, ConvBNNet])
+@pytest.mark.parametrize("shape, classes", [((3, 64, 64), 5), ((3, 32, 48), 2), ((1, 16, 16), 26)])
+def test_every_net_fits_any_image_shape_and_class_count(net_class, shape, classes):
+    net = net_class(shape[0], shape[1:], classes)
+    assert net(torch.randn(2, *shape)).shape == (2, classes)
+
+
+def test_sizing_a_net_leaves_its_batch_norm_statistics_untouched():
+    net = ConvBNNet(3, (32, 32), 4)
+    batch_norm = net.features[2]
+    assert torch.equal(batch_norm.running_var, torch.ones_like(batch_norm.running_var)) and net.training
 
 
 def test_relu_logits_reproduces_the_notes_nonnegative_scores():
     torch.manual_seed(0)
     images = torch.randn(64, 1, 28, 28)
-    plain, notes = BaselineNet(), BaselineNet(relu_logits=True)
+    plain, notes = BaselineNet(1, (28, 28), 10), BaselineNet(1, (28, 28), 10, relu_logits=True)
     notes.load_state_dict(plain.state_dict())
     assert (plain(images) < 0).any()
     torch.testing.assert_close(notes(images), plain(images).clamp(min=0))
@@ -24,7 +38,7 @@ def test_relu_logits_reproduces_the_notes_nonnegative_scores():
 
 def test_dropout_is_active_in_training_only():
     torch.manual_seed(0)
-    net, images = DropoutNet(), torch.randn(8, 1, 28, 28)
+    net, images = DropoutNet(1, (28, 28), 10), torch.randn(8, 1, 28, 28)
     net.eval()
     torch.testing.assert_close(net(images), net(images))
     net.train()

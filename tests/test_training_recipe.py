@@ -7,7 +7,10 @@ import torch
 import torch.nn.functional as F
 from test_cli import cli
 
-from fashion_lightning.models import ConvBNNet, DropoutNet, FashionClassifier
+from fashion_lightning.data import InputContract
+from fashion_lightning.models import ConvBNNet, DropoutNet, ImageClassifier
+
+CONTRACT = InputContract(tuple("0123456789"), 1, (28, 28), (0.5,), (0.25,))
 
 
 def weights(run) -> dict[str, torch.Tensor]:
@@ -48,9 +51,9 @@ def test_train_loss_and_acc_are_the_means_over_the_epochs_images(tiny_data, tmp_
     # A learning rate of 0 keeps the baseline net (no dropout, no batch norm) fixed for the epoch, so
     # the logged train/loss and train/acc must be its loss and accuracy on the whole training split.
     run = cli("fit", "baseline", tiny_data, tmp_path, "--trainer.max_epochs=1", "--model.optimizer.lr=0")
-    images, labels = run.datamodule.train_set.tensors
+    images, labels = run.datamodule.train_set.images, run.datamodule.train_set.labels
     with torch.no_grad():
-        logits = run.model(run.datamodule.normalize(images))
+        logits = run.model(images)
     logged = run.trainer.callback_metrics
     torch.testing.assert_close(logged["train/loss"], F.cross_entropy(logits, labels), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(logged["train/acc"], (logits.argmax(dim=1) == labels).float().mean())
@@ -58,31 +61,33 @@ def test_train_loss_and_acc_are_the_means_over_the_epochs_images(tiny_data, tmp_
 
 def test_label_smoothing_changes_the_training_loss_only():
     torch.manual_seed(0)
-    model = FashionClassifier(DropoutNet(), label_smoothing=0.2).eval()
-    batch = (torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,)))
+    model = ImageClassifier(DropoutNet, CONTRACT, label_smoothing=0.2).eval()
+    batch = (torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,)))
     logits = model(batch[0])
     smoothed, *_ = model.model_step(batch, model.hparams.label_smoothing)
     plain, *_ = model.model_step(batch)
     torch.testing.assert_close(smoothed, F.cross_entropy(logits, batch[1], label_smoothing=0.2))
     torch.testing.assert_close(plain, F.cross_entropy(logits, batch[1]))
     with pytest.raises(ValueError, match="label_smoothing"):
-        FashionClassifier(DropoutNet(), label_smoothing=1.0)
+        ImageClassifier(DropoutNet, CONTRACT, label_smoothing=1.0)
 
 
 def test_channels_last_computes_the_same_function():
     torch.manual_seed(0)
-    net = ConvBNNet().eval()
-    images = torch.randn(4, 1, 28, 28)
-    expected = net(images)
-    model = FashionClassifier(net, channels_last=True).eval()
+    model = ImageClassifier(ConvBNNet, CONTRACT, channels_last=True).eval()
+    images = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8)
     assert model.net.features[0].weight.is_contiguous(memory_format=torch.channels_last)
-    torch.testing.assert_close(model(images), expected, rtol=1e-4, atol=1e-5)
+    net = ConvBNNet(1, (28, 28), 10).eval()
+    net.load_state_dict(model.net.state_dict())
+    torch.testing.assert_close(model(images), net((images / 255 - 0.5) / 0.25), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("widths, depth, params", [((32, 64, 128), 1, 104_426), ((32, 64, 128), 2, 298_410)])
 def test_conv_bn_net_shapes_and_size(widths, depth, params):
-    net = ConvBNNet(widths=widths, depth=depth)
+    net = ConvBNNet(1, (28, 28), 10, widths=widths, depth=depth)
     assert net(torch.randn(3, 1, 28, 28)).shape == (3, 10)
     assert sum(p.numel() for p in net.parameters()) == params < 1_000_000
     with pytest.raises(ValueError, match="positive widths and depth"):
-        ConvBNNet(depth=0)
+        ConvBNNet(1, (28, 28), 10, depth=0)
+    with pytest.raises(ValueError, match="halves the image 3 times, too often for 6x6 pixels"):
+        ConvBNNet(1, (6, 6), 10)

@@ -1,8 +1,8 @@
-"""The LightningModule that trains any of the networks on Fashion-MNIST."""
+"""The LightningModule that trains any of the networks on any image-classification data set."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -12,28 +12,38 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 from torchmetrics import MaxMetric, MeanMetric, MetricCollection
-from torchvision.datasets import FashionMNIST
 
+from fashion_lightning.data.contract import InputContract
 from fashion_lightning.errors import ConfigError
 from fashion_lightning.models.metrics import CONFUSION_MATRIX, class_accuracy_table, stage_metrics
+from fashion_lightning.models.standardize import Standardize
 from fashion_lightning.random_states import RANDOM_STATES, random_states, set_random_states
+
+# (in_channels, (height, width), num_classes) -> the network; in a config, a net's class and its own settings
+NetFactory = Callable[[int, tuple[int, int], int], nn.Module]
 
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite; the message names the step."""
 
 
-class FashionClassifier(LightningModule):
+class ImageClassifier(LightningModule):
     """Cross-entropy training of ``net``, with per-class metrics for validation and test.
+
+    The model carries its ``InputContract`` (class names, image shape, per-channel mean and std) in
+    its hyperparameters, so a checkpoint alone rebuilds it for test, predict, export and pictures. A
+    first ``fit`` takes the contract from the data module and builds the net then
+    (``configure_model``); a model loaded from a checkpoint is built at once. It takes images as the
+    data stores them (uint8 ``[N, C, H, W]``) and normalises them itself (``standardize``).
 
     The optimizer and the learning-rate scheduler come from the config (``model.optimizer``,
     ``model.scheduler``), so any ``torch.optim`` class can be chosen without code.
 
     Args:
-        net: the network, a plain ``nn.Module`` from images ``[N, 1, 28, 28]`` to class scores.
-            Required; it may be left out of a command only when a checkpoint's hyperparameters
-            supply it (``predict --ckpt_path FILE``).
-        class_names: names for the per-class metrics, in label order.
+        net: the network's class and its own settings (``model.net``); it is called with the input's
+            channels, (height, width) and number of classes. Required; it may be left out of a
+            command only when a checkpoint's hyperparameters supply it (``predict --ckpt_path FILE``).
+        input_contract: what the input is; left out, it is taken from the data module at ``fit``.
         optimizer: any ``torch.optim`` optimizer, given its settings in the config.
         scheduler: any ``torch.optim.lr_scheduler`` scheduler, or none for a constant rate.
         scheduler_interval: ``epoch`` steps the scheduler after every epoch; ``step`` after every
@@ -47,8 +57,8 @@ class FashionClassifier(LightningModule):
 
     def __init__(
         self,
-        net: nn.Module | None = None,
-        class_names: Sequence[str] = tuple(FashionMNIST.classes),
+        net: NetFactory | None = None,
+        input_contract: InputContract | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
         scheduler: LRSchedulerCallable | None = None,
         scheduler_interval: Literal["epoch", "step"] = "epoch",
@@ -65,31 +75,51 @@ class FashionClassifier(LightningModule):
             raise ConfigError(f"model.label_smoothing must be in [0, 1), got {label_smoothing}")
         # Under the CLI this records the config of `net`, so a checkpoint rebuilds the same network.
         self.save_hyperparameters()
+        self.make_net = net
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.net = net.to(memory_format=self.memory_format)
-        self.class_names = list(class_names)
         self.optimizer = optimizer
         self.scheduler = scheduler
+        self.input_contract: InputContract | None = None
+        self.net: nn.Module | None = None
         self.train_totals: dict = {}  # the epoch's running training sums, see _reset_train_totals
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
-        self.val_metrics = stage_metrics(self.class_names, "val")
-        self.test_metrics = stage_metrics(self.class_names, "test")
         self.val_acc_best = MaxMetric()
         # the latest confusion matrix of each stage ("val", "test"), drawn by viz.PictureLogger
         self.confusion: dict[str, torch.Tensor] = {}
         self.checkpoint_position: tuple[int, int] | None = None  # (epoch, step) of the loaded weights
+        if input_contract is not None:
+            self._build(InputContract.of(input_contract))
 
-    def __setattr__(self, name: str, value) -> None:
-        # Lightning records the running hook in `_current_fx_name` around each of the ~40 hook calls of
-        # a step, and nn.Module.__setattr__'s checks for parameters, modules and buffers make that
-        # ~70 us a step on CPU. A hook's name is none of those, so the plain write does the same.
-        if name == "_current_fx_name":
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
+    def _build(self, contract: InputContract) -> None:
+        """The net, the normalisation and the per-class metrics, for images as ``contract`` describes."""
+        self.input_contract = contract
+        self.hparams["input_contract"] = contract.to_dict()  # into the checkpoint, as plain values
+        net = self.make_net(contract.channels, contract.size, len(contract.classes))
+        self.net = net.to(memory_format=self.memory_format)
+        self.standardize = Standardize(contract.mean, contract.std)
+        self.val_metrics = stage_metrics(contract.classes, "val")
+        self.test_metrics = stage_metrics(contract.classes, "test")
+
+    def configure_model(self) -> None:
+        # a first fit: the data module has measured the training split in its setup, which runs first
+        if self.net is not None:
+            return
+        contract = getattr(self.trainer.datamodule, "input_contract", None)
+        if contract is None:
+            raise ConfigError(
+                "the model takes its input's classes, shape and normalisation from the data module "
+                "(its input_contract after setup('fit')): train with a data module, or give "
+                "model.input_contract"
+            )
+        self._build(contract)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.input_contract.classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images.contiguous(memory_format=self.memory_format))
+        """Class scores for images as the data stores them (uint8), or as floats in [0, 1]."""
+        return self.net(self.standardize(images.contiguous(memory_format=self.memory_format)))
 
     def model_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], label_smoothing: float = 0.0
@@ -119,7 +149,7 @@ class FashionClassifier(LightningModule):
         return loss
 
     def _logger_writes_this_step(self) -> bool:
-        """``self.log`` costs about 1 ms a call on CPU, as much as a whole step of a small net, so the
+        """A ``self.log`` call costs about as much as a whole step of a small net on CPU, so the
         per-step loss is logged only on the steps whose metrics Lightning writes (every
         ``trainer.log_every_n_steps``); the progress bar shows the latest of them."""
         every = self.trainer.log_every_n_steps
@@ -149,9 +179,9 @@ class FashionClassifier(LightningModule):
                 )
 
     def _reset_train_totals(self) -> None:
-        # The epoch's training loss and accuracy as running sums on the training device: torchmetrics'
-        # two updates cost ~125 us of Python a step on CPU (2% of a small net's step), these ~50 us.
-        # Plain tensors, not buffers: DDP would overwrite buffers with rank 0's before every forward.
+        # The epoch's training loss and accuracy as running sums on the training device, cheaper per
+        # step than torchmetrics' two updates (BENCHMARKS.md). Plain tensors, not buffers: DDP would
+        # overwrite buffers with rank 0's before every forward.
         self.train_totals = {
             "loss": torch.zeros((), device=self.device),  # sum of loss x batch size
             "correct": torch.zeros((), dtype=torch.long, device=self.device),

@@ -1,4 +1,9 @@
-"""The two networks of the course notes, as plain ``nn.Module``s (the LightningModule trains either)."""
+"""The networks, as plain ``nn.Module``s the LightningModule trains.
+
+Each takes the shape of its input and the number of classes first (``in_channels``, ``image_size``,
+``num_classes``): the classifier passes them from the data, so a config names only a net's own
+settings. A net of your own goes here (or anywhere importable) with the same first three arguments.
+"""
 
 from __future__ import annotations
 
@@ -8,31 +13,47 @@ from torch import nn
 from fashion_lightning.errors import ConfigError
 
 
-def notes_convolutions() -> nn.Sequential:
-    """The two conv-ReLU-pool stages both nets share: 1x28x28 -> 10x13x13 -> 20x5x5, flattened to 500."""
+def flat_size(features: nn.Module, in_channels: int, image_size: tuple[int, int]) -> int:
+    """How many numbers ``features`` makes of one image: the input size of the linear layer after it.
+
+    One forward pass of a blank image in eval mode (batch norm's running statistics stay untouched)."""
+    was_training = features.training
+    features.eval()
+    with torch.no_grad():
+        size = features(torch.zeros(1, in_channels, *image_size)).numel()
+    features.train(was_training)
+    return size
+
+
+def two_conv_relu_pool(in_channels: int, widths: tuple[int, int] = (10, 20)) -> nn.Sequential:
+    """The course notes' feature extractor, shared by both of their nets: two stages of a 3x3
+    convolution, ReLU and 2x2 max-pooling, flattened. With the notes' widths on 1x28x28 images:
+    28 -> 26 -> 13 -> 11 -> 5, so 20 x 5 x 5 = 500 features."""
     return nn.Sequential(
-        nn.Conv2d(1, 10, 3),
+        nn.Conv2d(in_channels, widths[0], 3),
         nn.ReLU(),
-        nn.MaxPool2d(2),  # 28 -> 26 -> 13
-        nn.Conv2d(10, 20, 3),
+        nn.MaxPool2d(2),
+        nn.Conv2d(widths[0], widths[1], 3),
         nn.ReLU(),
-        nn.MaxPool2d(2),  # 13 -> 11 -> 5
+        nn.MaxPool2d(2),
         nn.Flatten(),
     )
 
 
 class BaselineNet(nn.Module):
-    """conv(1->10, 3x3) - pool - conv(10->20, 3x3) - pool - linear(500->10).
+    """The notes' first net: ``two_conv_relu_pool``, then one linear layer to the class scores.
 
     ``relu_logits=True`` reproduces the notes' mistake of a ReLU on the class scores: every class
     whose score goes negative for all inputs gets zero gradient and is never predicted again (the
     notes ended with Pullover and Shirt at 0% and 74% overall).
     """
 
-    def __init__(self, num_classes: int = 10, relu_logits: bool = False) -> None:
+    def __init__(
+        self, in_channels: int, image_size: tuple[int, int], num_classes: int, relu_logits: bool = False
+    ) -> None:
         super().__init__()
-        self.features = notes_convolutions()
-        self.classifier = nn.Linear(20 * 5 * 5, num_classes)
+        self.features = two_conv_relu_pool(in_channels)
+        self.classifier = nn.Linear(flat_size(self.features, in_channels, image_size), num_classes)
         self.relu_logits = relu_logits
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -41,16 +62,24 @@ class BaselineNet(nn.Module):
 
 
 class DropoutNet(nn.Module):
-    """The notes' improved net: the same convolutions, then linear(500->50)-ReLU-dropout-linear(50->10)."""
+    """The notes' improved net: ``two_conv_relu_pool``, then linear (to ``hidden``) - ReLU - dropout -
+    linear to the class scores."""
 
-    def __init__(self, num_classes: int = 10, dropout: float = 0.4) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        image_size: tuple[int, int],
+        num_classes: int,
+        hidden: int = 50,
+        dropout: float = 0.4,
+    ) -> None:
         super().__init__()
-        self.features = notes_convolutions()
+        self.features = two_conv_relu_pool(in_channels)
         self.classifier = nn.Sequential(
-            nn.Linear(20 * 5 * 5, 50),
+            nn.Linear(flat_size(self.features, in_channels, image_size), hidden),
             nn.ReLU(),
             nn.Dropout(dropout),
-            nn.Linear(50, num_classes),
+            nn.Linear(hidden, num_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -61,15 +90,16 @@ class ConvBNNet(nn.Module):
     """A VGG-style net with batch norm, stronger than the notes' nets at a few times their cost.
 
     ``len(widths)`` stages of ``depth`` 3x3 convolutions, each followed by batch norm and ReLU, and a
-    2x2 max-pool per stage (28 -> 14 -> 7 -> 3); then dropout and one linear layer on the flattened
+    2x2 max-pool per stage (each halves the image); then dropout and one linear layer on the flattened
     maps. A stage's last convolution is pooled *before* its batch norm and ReLU: max-pooling commutes
-    with ReLU, and normalising a quarter of the values makes the net a third faster on CPU.
-    The defaults have 104k parameters; ``depth=2`` gives 298k.
+    with ReLU, and normalising a quarter of the values is faster (BENCHMARKS.md).
     """
 
     def __init__(
         self,
-        num_classes: int = 10,
+        in_channels: int,
+        image_size: tuple[int, int],
+        num_classes: int,
         widths: tuple[int, ...] = (32, 64, 128),
         depth: int = 1,
         dropout: float = 0.0,
@@ -79,8 +109,13 @@ class ConvBNNet(nn.Module):
             raise ConfigError(
                 f"ConvBNNet needs positive widths and depth, got widths={widths}, depth={depth}"
             )
+        if min(image_size) >> len(widths) == 0:
+            raise ConfigError(
+                f"ConvBNNet halves the image {len(widths)} times, too often for "
+                f"{image_size[0]}x{image_size[1]} pixels: give fewer widths, or larger images"
+            )
         layers: list[nn.Module] = []
-        channels = 1
+        channels = in_channels
         for width in widths:
             for position in range(depth):
                 layers.append(nn.Conv2d(channels, width, 3, padding=1, bias=False))
@@ -89,8 +124,9 @@ class ConvBNNet(nn.Module):
                 layers += [nn.BatchNorm2d(width), nn.ReLU()]
                 channels = width
         self.features = nn.Sequential(*layers, nn.Flatten())
-        side = 28 >> len(widths)
-        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(channels * side * side, num_classes))
+        self.classifier = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(flat_size(self.features, in_channels, image_size), num_classes)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
