@@ -1,0 +1,393 @@
+"""A folder of one's own images as a source: one subfolder per class, any format Pillow reads, any size,
+grayscale or colour.
+
+The images are decoded once, by worker processes, with the functions ``predict`` applies to a photo
+(``photos.read_image`` and ``photos.fit_image``, ``crop``), and kept in a cache file; a later run reads
+that file instead. The cache is keyed by each file's path, size and modification time and by the
+settings, so a changed folder or setting is decoded afresh. A split too large for ``max_memory_mb``
+is not cached: ``load`` gives ``ImageFiles``, which the data module streams from disk with workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import PIL
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
+from torch.utils.data import DataLoader, Dataset
+from torchvision.datasets.folder import find_classes, make_dataset
+from torchvision.transforms.v2.functional import pil_to_tensor
+
+from fashion_lightning.checkpoint_io import replaced_whole
+from fashion_lightning.data.photos import fit_image, read_image
+from fashion_lightning.data.source import DataError, ImageSource, LabelledImages
+from fashion_lightning.errors import ConfigError
+
+CACHE_VERSION = 1  # raise it when the cache's content or the decoding changes
+DECODE_BATCH = 32  # images a decoding worker hands back at a time
+NAMED_SKIPS = 10  # skipped files a warning names; the rest are counted
+LAYOUT = (
+    "one subfolder of images per class (<root>/<class>/<image>), or train/ and test/ folders of those "
+    "(<root>/train/<class>/<image>, <root>/test/<class>/<image>)"
+)
+
+
+def decode(path: str | Path, channels: int, size: tuple[int, int]) -> torch.Tensor:
+    """One image file as uint8 ``[channels, *size]``, as ``predict`` reads a photo. Raises ``ValueError``."""
+    return pil_to_tensor(fit_image(read_image(Path(path), channels), size, "crop"))
+
+
+@dataclass
+class _Split:
+    """One split's files as listed: paths relative to the root, and their labels."""
+
+    name: str  # "train" or "test"
+    paths: list[str]
+    labels: list[int]
+    classes: list[str]
+
+
+class ImageFiles(Dataset):
+    """A split read from its files on every access, for one too large for memory: ``dataset[i]`` is
+    ``(uint8 image [C, H, W], label)``, decoded as the cached images are (``decode``), so both give the
+    same pixels. It answers what the data module and the pictures ask of a ``LabelledImages``."""
+
+    def __init__(
+        self,
+        root: str,
+        paths: Sequence[str],
+        labels: torch.Tensor,
+        classes: Sequence[str],
+        channels: int,
+        size: tuple[int, int],
+    ) -> None:
+        if len(paths) != len(labels):
+            raise DataError(f"{len(paths)} image files but {len(labels)} labels")
+        self.root, self.paths, self.labels, self.classes = root, list(paths), labels, list(classes)
+        self.channels, self.size = channels, tuple(size)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        path = Path(self.root, self.paths[index])
+        try:
+            image = decode(path, self.channels, self.size)
+        except ValueError as err:
+            raise DataError(
+                f"{path} is {err}, though it was readable when the folder was checked: "
+                "run again, and the changed folder is checked afresh"
+            ) from None
+        return image, int(self.labels[index])
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.channels, *self.size)
+
+    def subset(self, index: torch.Tensor) -> ImageFiles:
+        paths = [self.paths[i] for i in index.tolist()]
+        return ImageFiles(self.root, paths, self.labels[index], self.classes, self.channels, self.size)
+
+    def first(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first ``count`` images and labels (for pictures)."""
+        count = min(count, len(self))
+        images = [self[i][0] for i in range(count)]
+        stacked = torch.stack(images) if images else torch.empty(0, *self.image_shape, dtype=torch.uint8)
+        return stacked, self.labels[:count]
+
+
+class ImageFolder(ImageSource):
+    """A folder of one's own images: ``<root>/<class>/<image>``, or ``<root>/train/<class>/<image>``
+    and ``<root>/test/<class>/<image>``. Class names are the subfolders' names, sorted; files and
+    folders whose names start with '.' are left out, and files that are not readable images are
+    skipped with a warning that names them.
+
+    Args:
+        root: the folder.
+        size: (height, width) the images are fitted to, as ``predict`` fits photos (scaled to cover it,
+            the centre cut out); one number for a square.
+        channels: 1 (grayscale) or 3 (RGB); images of the other kind are converted.
+        test_size: without train/ and test/ folders, about this share of the images is held out for
+            test. A file's split is drawn from a seeded hash of its path alone, so adding or removing
+            images moves no other image between the splits.
+        split_seed: the seed of that hold-out.
+        cache_dir: where the decoded images are kept; delete it to reclaim the space.
+        max_memory_mb: a split whose decoded images would take more is not cached but read from its
+            files while training, by the data module's workers (``data.num_workers``).
+        workers: processes decoding the images the first time (at most the CPU cores; 0: this process).
+    """
+
+    photos = "crop"
+
+    def __init__(
+        self,
+        root: str,
+        size: int | tuple[int, int] = 64,
+        channels: int = 3,
+        test_size: float = 0.2,
+        split_seed: int = 0,
+        cache_dir: str = "data/cache",
+        max_memory_mb: float = 4096,
+        workers: int = 4,
+    ) -> None:
+        pair = (size, size) if isinstance(size, int) else tuple(size)
+        if len(pair) != 2 or not all(isinstance(side, int) and side > 0 for side in pair):
+            raise ConfigError(
+                f"data.source.size must be a positive number of pixels or [height, width], got {size}"
+            )
+        if channels not in (1, 3):
+            raise ConfigError(f"data.source.channels must be 1 (grayscale) or 3 (RGB), got {channels}")
+        if not 0 < test_size < 1:
+            raise ConfigError(f"data.source.test_size must be a fraction between 0 and 1, got {test_size}")
+        if max_memory_mb < 0:
+            raise ConfigError(f"data.source.max_memory_mb must be 0 or more, got {max_memory_mb}")
+        if workers < 0:
+            raise ConfigError(f"data.source.workers must be 0 or more, got {workers}")
+        self.root = root
+        self.size: tuple[int, int] = pair
+        self.channels = channels
+        self.test_size = test_size
+        self.split_seed = split_seed
+        self.cache_dir = cache_dir
+        self.max_memory_mb = max_memory_mb
+        self.workers = workers
+
+    @property
+    def _root(self) -> Path:
+        return Path(self.root).expanduser()
+
+    def prepare(self) -> None:
+        """Check the folder and decode what the cache lacks, for both splits."""
+        for split in self._list().values():
+            self._cached(split)
+
+    def load(self, train: bool) -> LabelledImages | ImageFiles:
+        split = self._list()["train" if train else "test"]
+        cache = self._cached(split)
+        if cache["skipped"]:
+            rank_zero_warn(_skipped_message(self.root, split.name, cache["skipped"]))
+        if not cache["paths"]:
+            raise DataError(
+                f"{self.root} gives no readable {split.name} image: add some (without train/ and test/ "
+                f"folders, about test_size={self.test_size} of the images are held out for test)"
+            )
+        if cache["images"] is None:
+            return ImageFiles(
+                str(self._root.resolve()),
+                cache["paths"],
+                cache["labels"],
+                split.classes,
+                self.channels,
+                self.size,
+            )
+        return LabelledImages(cache["images"], cache["labels"], split.classes)
+
+    def image_paths(self, train: bool) -> list[Path]:
+        """The files of a split's images, in ``load``'s order (the unreadable ones left out)."""
+        split = self._list()["train" if train else "test"]
+        return [self._root / path for path in self._cached(split)["paths"]]
+
+    # the folder
+
+    def _list(self) -> dict[str, _Split]:
+        root = self._root
+        if not root.is_dir():
+            what = "is not a folder" if root.exists() else "does not exist"
+            raise DataError(f"data.source.root: {root} {what}; give a folder with {LAYOUT}")
+        top = _class_folders(root)
+        if "train" in top and "test" in top:
+            classes = _class_folders(root / "train")
+            extra = sorted(set(_class_folders(root / "test")) - set(classes))
+            if extra:
+                raise DataError(
+                    f"{root / 'test'} has class folders that {root / 'train'} lacks ({', '.join(extra)}): "
+                    "the model learns only the training classes; add their training images or remove them"
+                )
+            train, test = self._files(root, "train", classes), self._files(root, "test", classes)
+        else:
+            classes = top
+            train, test = self._hold_out(self._files(root, "", classes))
+        if len(classes) < 2:
+            raise DataError(
+                f"{root} has one class folder ({classes[0]}): a classifier needs two or more; give a folder "
+                f"with {LAYOUT}"
+            )
+        return {
+            "train": _Split("train", [p for p, _ in train], [label for _, label in train], classes),
+            "test": _Split("test", [p for p, _ in test], [label for _, label in test], classes),
+        }
+
+    def _files(self, root: Path, under: str, classes: list[str]) -> list[tuple[str, int]]:
+        """``(path relative to root, label)`` of each file in the class folders under ``root/under``."""
+        folder = root / under
+        present = set(_class_folders(folder)) if under else set(classes)
+        index = {name: label for label, name in enumerate(classes) if name in present}
+
+        def visible(path: str) -> bool:
+            return not any(part.startswith(".") for part in Path(path).relative_to(folder).parts)
+
+        found = make_dataset(folder, index, is_valid_file=visible, allow_empty=True)
+        used = {label for _, label in found}
+        for name, label in index.items():
+            if label not in used:
+                raise DataError(
+                    f"{folder / name} holds no image files: put that class's images in it, or remove it"
+                )
+        return [(Path(path).relative_to(root).as_posix(), label) for path, label in found]
+
+    def _hold_out(self, files: list[tuple[str, int]]) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+        """About ``test_size`` of the files for test, each by a seeded hash of its path; the rest train."""
+        draws = {path: self._draw(path) for path, _ in files}
+        held = {path for path, draw in draws.items() if draw < self.test_size}
+        for label in {label for _, label in files}:
+            paths = [path for path, of in files if of == label]
+            if set(paths) <= held:  # a class with no training image: its last draw trains
+                held.discard(max(paths, key=draws.__getitem__))
+        return [f for f in files if f[0] not in held], [f for f in files if f[0] in held]
+
+    def _draw(self, path: str) -> float:
+        """A number in [0, 1) that depends on nothing but the path and the seed."""
+        digest = hashlib.sha256(f"{self.split_seed}:{path}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64
+
+    # the cache
+
+    def _cached(self, split: _Split) -> dict:
+        """The split's cache, decoded and written first if it is missing or out of date."""
+        streamed = len(split.paths) * self.channels * math.prod(self.size) > self.max_memory_mb * 2**20
+        fingerprint = self._fingerprint(split, streamed)
+        path = self._cache_path(split.name, streamed)
+        cache = _read_cache(path)
+        if cache is not None and cache.get("fingerprint") == fingerprint:
+            return cache
+        cache = self._decode(split, streamed)
+        cache["fingerprint"] = fingerprint
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with replaced_whole(path) as partial:
+                torch.save(cache, partial)
+        except OSError as err:
+            raise DataError(
+                f"cannot write the decoded images to {path} ({err.strerror or err}); "
+                "choose a writable folder with data.source.cache_dir"
+            ) from None
+        return cache
+
+    def _cache_path(self, split: str, streamed: bool) -> Path:
+        # one file per folder, split and settings: another setting keeps a file of its own, a changed
+        # folder replaces its file
+        root = self._root.resolve()
+        key = hashlib.sha256(json.dumps([str(root), self.size, self.channels]).encode()).hexdigest()[:12]
+        name = re.sub(r"[^\w.-]", "_", root.name) or "root"
+        return Path(self.cache_dir, f"{name}-{key}-{split}{'-files' if streamed else ''}.pt")
+
+    def _fingerprint(self, split: _Split, streamed: bool) -> str:
+        """What the cache's content depends on: every file (path, size, time), the classes and settings."""
+        files = []
+        for path, label in zip(split.paths, split.labels, strict=True):
+            stat = os.stat(self._root / path)
+            files.append([path, stat.st_size, stat.st_mtime_ns, label])
+        settings = [CACHE_VERSION, PIL.__version__, self.size, self.channels, streamed, split.classes]
+        return hashlib.sha256(json.dumps([settings, files]).encode()).hexdigest()
+
+    def _decode(self, split: _Split, streamed: bool) -> dict:
+        """Every file of the split decoded (kept only if not ``streamed``), by worker processes."""
+        count = len(split.paths)
+        print(f"ImageFolder: decoding the {count} {split.name} images of {self.root}", flush=True)
+        images = None if streamed else torch.empty(count, self.channels, *self.size, dtype=torch.uint8)
+        readable = torch.zeros(count, dtype=torch.bool)
+        skipped: list[list[str]] = []
+        files = _Decoding(str(self._root.resolve()), split.paths, self.channels, self.size, keep=not streamed)
+        workers = min(self.workers, _cpu_count(), math.ceil(count / DECODE_BATCH))
+        # a generator of its own: drawing worker seeds from torch's global one would change the run's
+        # random numbers (the net's initial weights) on a run that decodes, and not on one that does not
+        loader = DataLoader(
+            files,
+            batch_size=DECODE_BATCH,
+            num_workers=workers,
+            collate_fn=_gather,
+            generator=torch.Generator(),
+        )
+        for indices, decoded, errors in loader:
+            readable[indices] = True
+            if images is not None and len(indices):
+                images[indices] = decoded
+            skipped += [[split.paths[index], error] for index, error in errors]
+        labels = torch.tensor(split.labels, dtype=torch.long)
+        missing = sorted(set(split.labels) - set(labels[readable].tolist()))
+        if split.name == "train" and missing:
+            raise DataError(
+                f"{self.root}: no training image of class {split.classes[missing[0]]} is readable "
+                f"({_skipped_message(self.root, split.name, skipped)}); add images Pillow can read"
+            )
+        keep = readable.nonzero().squeeze(1)
+        return {
+            "paths": [split.paths[i] for i in keep.tolist()],
+            "labels": labels[keep],
+            "images": None if images is None else images[keep] if len(keep) < count else images,
+            "skipped": skipped,
+        }
+
+
+class _Decoding(Dataset):
+    """``(index, image or None, why it is unreadable or None)`` for each file, for decoding workers."""
+
+    def __init__(self, root: str, paths: list[str], channels: int, size: tuple[int, int], keep: bool) -> None:
+        self.root, self.paths, self.channels, self.size, self.keep = root, paths, channels, size, keep
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, str | None]:
+        try:
+            image = decode(Path(self.root, self.paths[index]), self.channels, self.size)
+        except ValueError as err:
+            return index, None, str(err)
+        return index, image if self.keep else None, None
+
+
+def _gather(batch: list[tuple[int, torch.Tensor | None, str | None]]) -> tuple:
+    """In a worker: the indices of a batch's readable files, their images in one tensor (one transfer
+    to the main process, not one per image), and ``(index, why)`` of the others."""
+    good = [(index, image) for index, image, error in batch if error is None]
+    indices = torch.tensor([index for index, _ in good], dtype=torch.long)
+    images = torch.stack([image for _, image in good]) if good and good[0][1] is not None else None
+    return indices, images, [(index, error) for index, _, error in batch if error is not None]
+
+
+def _read_cache(path: Path) -> dict | None:
+    """The cache file's content, its images mapped from disk; None if it is missing or unreadable."""
+    try:
+        return torch.load(path, mmap=True, weights_only=True)
+    except Exception:  # missing, truncated, or not a cache of this version: decoded afresh
+        return None
+
+
+def _cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _class_folders(folder: Path) -> list[str]:
+    """The sorted names of ``folder``'s visible subfolders (torchvision's ``find_classes``)."""
+    try:
+        classes, _ = find_classes(folder)
+    except FileNotFoundError:
+        classes = []
+    visible = [name for name in classes if not name.startswith(".")]
+    if not visible:
+        raise DataError(f"{folder} has no class folders; give a folder with {LAYOUT}")
+    return visible
+
+
+def _skipped_message(root: str, split: str, skipped: list[list[str]]) -> str:
+    named = "; ".join(f"{path}: {why}" for path, why in skipped[:NAMED_SKIPS])
+    more = f"; and {len(skipped) - NAMED_SKIPS} more" if len(skipped) > NAMED_SKIPS else ""
+    return f"skipped {len(skipped)} {split} files of {root} that are not readable images ({named}{more})"

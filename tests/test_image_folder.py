@@ -1,0 +1,404 @@
+"""``ImageFolder``: a folder of one's own images, one subfolder per class, decoded once into a cache or
+streamed from disk, and trained on from the CLI. The images are drawn by the tests (coloured shapes of
+mixed sizes, formats and modes), or are scikit-learn's real 8x8 digits written out as PNG and JPEG."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import re
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image, ImageDraw
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.utils.data import DataLoader
+
+from fashion_lightning.cli import FashionLightningCLI
+from fashion_lightning.data import DataError, ImageFolder, InputContract, LabelledImages
+from fashion_lightning.data.image_folder import ImageFiles, decode
+from fashion_lightning.data.photos import to_input
+from fashion_lightning.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+QUIET = [
+    "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false",
+    "--pictures.every_n_epochs=0",
+]
+SHAPES = ("circle", "square", "triangle")  # the classes, sorted; each one the same when mirrored
+SIZES = [(40, 30), (64, 64), (50, 80), (33, 47)]  # (width, height)
+
+
+def draw_shape(shape: str, size: tuple[int, int], rng: random.Random) -> Image.Image:
+    """A coloured shape on a light background, at a random place and scale."""
+    width, height = size
+    background = tuple(rng.randint(200, 255) for _ in range(3))
+    image = Image.new("RGB", size, background)
+    radius = min(width, height) * rng.uniform(0.25, 0.4)
+    x = width / 2 + rng.uniform(-0.1, 0.1) * width
+    y = height / 2 + rng.uniform(-0.1, 0.1) * height
+    colour = {"circle": (220, 40, 40), "square": (40, 60, 220)}.get(shape, (30, 170, 60))
+    pen = ImageDraw.Draw(image)
+    if shape == "circle":
+        pen.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour)
+    elif shape == "square":
+        pen.rectangle((x - radius, y - radius, x + radius, y + radius), fill=colour)
+    else:
+        pen.polygon([(x, y - radius), (x - radius, y + radius), (x + radius, y + radius)], fill=colour)
+    return image
+
+
+def write_shapes(folder: Path, per_class: int = 12, seed: int = 0, classes=SHAPES) -> Path:
+    """``folder/<shape>/<n>.png|jpg``: mixed sizes, PNG and JPEG, every third grayscale, and one RGBA
+    PNG whose background is transparent."""
+    rng = random.Random(seed)
+    for shape in classes:
+        (folder / shape).mkdir(parents=True, exist_ok=True)
+        for n in range(per_class):
+            image = draw_shape(shape, SIZES[n % len(SIZES)], rng)
+            if n % 3 == 2:
+                image = image.convert("L")
+            if shape == "circle" and n == 0:
+                image = image.convert("RGBA")
+                image.putalpha(Image.eval(image.convert("L"), lambda v: 0 if v > 190 else 255))
+            image.save(folder / shape / (f"{n:02d}.jpg" if n % 2 else f"{n:02d}.png"))
+    return folder
+
+
+def folder_source(root: Path, tmp_path: Path, **settings) -> ImageFolder:
+    settings = {"size": 16, "cache_dir": str(tmp_path / "cache"), "workers": 0, **settings}
+    return ImageFolder(str(root), **settings)
+
+
+def class_of(path: Path) -> str:
+    return path.parent.name
+
+
+def test_classes_from_subfolders_and_a_seeded_hold_out(tmp_path):
+    root = write_shapes(tmp_path / "photos", per_class=10)
+    source = folder_source(root, tmp_path)
+    source.prepare()
+    train, test = source.load(train=True), source.load(train=False)
+    assert list(train.classes) == list(test.classes) == list(SHAPES)
+
+    train_paths, test_paths = source.image_paths(train=True), source.image_paths(train=False)
+    assert set(train_paths).isdisjoint(test_paths)
+    assert sorted(train_paths + test_paths) == sorted(root.glob("*/*"))
+    assert 0 < len(test_paths) < 12  # about 20% of 30
+    for images, paths in ((train, train_paths), (test, test_paths)):
+        assert images.labels.tolist() == [SHAPES.index(class_of(path)) for path in paths]
+
+    # the same seed holds out the same files, decoded afresh; another seed others
+    assert folder_source(root, tmp_path, cache_dir=str(tmp_path / "other")).image_paths(False) == test_paths
+    assert folder_source(root, tmp_path, split_seed=1).image_paths(False) != test_paths
+    # adding images moves none of the others between the splits
+    write_shapes(tmp_path / "more", per_class=5, seed=1)
+    for path in (tmp_path / "more").glob("*/*"):
+        path.rename(root / class_of(path) / f"new-{path.name}")
+    grown = source.image_paths(train=False)
+    assert set(grown) - set(root.glob("*/new-*")) == set(test_paths)
+    # whatever the draw, every class keeps a training image
+    assert set(folder_source(root, tmp_path, test_size=0.99).load(train=True).labels.tolist()) == {0, 1, 2}
+
+
+def test_train_and_test_subfolders(tmp_path):
+    root = tmp_path / "photos"
+    write_shapes(root / "train", per_class=4)
+    write_shapes(root / "test", per_class=3, seed=1, classes=SHAPES[1:])  # no circles to test
+    (root / "test" / ".hidden").mkdir()  # not a class
+    source = folder_source(root, tmp_path)
+    train, test = source.load(train=True), source.load(train=False)
+    assert list(train.classes) == list(test.classes) == list(SHAPES)
+    assert len(train) == 12 and len(test) == 6
+    assert test.labels.tolist() == [1, 1, 1, 2, 2, 2]  # the training classes' numbers
+    assert all(path.parts[-3] == "test" for path in source.image_paths(train=False))
+
+    write_shapes(root / "test", per_class=1, classes=["hexagon"])
+    with pytest.raises(DataError, match=r"has class folders that .*train lacks \(hexagon\)"):
+        source.load(train=False)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_images_fitted_to_the_size_and_channels_as_predict_fits_a_photo(tmp_path, channels):
+    root = write_shapes(tmp_path / "photos", per_class=4)
+    source = folder_source(root, tmp_path, size=(12, 20), channels=channels)
+    contract = InputContract(tuple(SHAPES), channels, (12, 20), (0.5,) * channels, (0.2,) * channels, "crop")
+    decoded = {}
+    for train in (True, False):
+        images = source.load(train)
+        assert isinstance(images, LabelledImages)
+        assert images.images.dtype == torch.uint8 and images.image_shape == (channels, 12, 20)
+        decoded |= dict(zip(source.image_paths(train), images.images, strict=True))
+    assert len(decoded) == 12
+    for path, image in decoded.items():
+        assert torch.equal(image, to_input(path, contract))
+    # the RGBA image's transparent background is white, as predict reads such a photo
+    assert decoded[root / "circle" / "00.png"][:, 0, 0].tolist() == [255] * channels
+
+
+def test_the_cache_is_written_once_reused_and_rebuilt_when_the_folder_changes(tmp_path, capsys):
+    root = write_shapes(tmp_path / "photos", per_class=6)
+    cache = tmp_path / "cache"
+    folder_source(root, tmp_path).prepare()
+    assert capsys.readouterr().out.count("decoding") == 2  # train and test
+    files = sorted(cache.glob("*.pt"))
+    assert len(files) == 2
+    written = {file: (file.stat().st_mtime_ns, file.stat().st_ino) for file in files}
+
+    again = folder_source(root, tmp_path)  # a second run
+    again.prepare()
+    assert torch.equal(again.load(train=True).images, folder_source(root, tmp_path).load(True).images)
+    assert "decoding" not in capsys.readouterr().out
+    assert {file: (file.stat().st_mtime_ns, file.stat().st_ino) for file in files} == written
+
+    added = root / "square" / "added.png"
+    draw_shape("square", (70, 70), random.Random(5)).save(added)
+    changed = root / "circle" / "01.jpg"
+    draw_shape("circle", (90, 20), random.Random(6)).save(changed)
+    os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
+    again.prepare()
+    assert "decoding" in capsys.readouterr().out
+    assert sorted(cache.glob("*.pt")) == files  # replaced, not added to
+    for train in (True, False):
+        images, paths = again.load(train), again.image_paths(train)
+        for path in {added, changed} & set(paths):
+            assert torch.equal(images.images[paths.index(path)], decode(path, 3, (16, 16)))
+    assert sum(len(again.load(train)) for train in (True, False)) == 3 * 6 + 1
+
+    folder_source(root, tmp_path, size=24).prepare()  # another setting: files of its own
+    assert len(list(cache.glob("*.pt"))) == 4
+
+
+def test_unreadable_and_hidden_files(tmp_path):
+    root = tmp_path / "photos"
+    write_shapes(root / "train", per_class=3)
+    write_shapes(root / "test", per_class=1)
+    (root / "train" / "square" / "notes.txt").write_text("not an image")
+    png = (root / "train" / "square" / "00.png").read_bytes()
+    (root / "train" / "square" / "broken.png").write_bytes(png[: len(png) // 2])
+    (root / "train" / "square" / ".DS_Store").write_bytes(b"\0\1junk")
+    (root / "train" / "square" / ".thumbnails").mkdir()
+    (root / "train" / "square" / ".thumbnails" / "x.png").write_bytes(b"junk")
+    (root / "train" / ".Trash").mkdir()  # a hidden folder is no class
+    (root / "train" / ".Trash" / "x.png").write_bytes(b"junk")
+    source = folder_source(root, tmp_path)
+    source.prepare()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        images = source.load(train=True)
+    messages = [str(w.message) for w in caught if "skipped" in str(w.message)]
+    assert len(messages) == 1
+    assert "2 train files" in messages[0]
+    assert "square/broken.png" in messages[0] and "square/notes.txt" in messages[0]
+    assert ".DS_Store" not in messages[0] and "x.png" not in messages[0]
+    assert len(images) == 9 and list(images.classes) == list(SHAPES)
+
+
+def test_a_class_of_unreadable_files_is_an_error(tmp_path):
+    root = write_shapes(tmp_path / "photos", per_class=3)
+    for path in (root / "triangle").iterdir():
+        path.write_bytes(b"junk")
+    with pytest.raises(DataError, match="no training image of class triangle is readable"):
+        folder_source(root, tmp_path).prepare()
+
+
+def test_unusable_folders_are_named(tmp_path):
+    missing = tmp_path / "nowhere"
+    with pytest.raises(DataError, match=re.escape(f"{missing} does not exist; give a folder with one")):
+        folder_source(missing, tmp_path).prepare()
+
+    root = write_shapes(tmp_path / "photos", per_class=2)
+    (root / "empty").mkdir()
+    (root / "empty" / ".hidden.png").write_bytes(b"junk")
+    with pytest.raises(DataError, match=re.escape(f"{root / 'empty'} holds no image files")):
+        folder_source(root, tmp_path).prepare()
+
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    draw_shape("circle", (20, 20), random.Random(0)).save(flat / "a.png")
+    with pytest.raises(DataError, match=re.escape(f"{flat} has no class folders")):
+        folder_source(flat, tmp_path).prepare()
+
+    one = write_shapes(tmp_path / "one", per_class=3, classes=["circle"])
+    with pytest.raises(DataError, match=r"one class folder \(circle\): a classifier needs two or more"):
+        folder_source(one, tmp_path).prepare()
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("channels", 2),
+        ("size", 0),
+        ("size", (16,)),
+        ("test_size", 0.0),
+        ("test_size", 1.5),
+        ("max_memory_mb", -1),
+        ("workers", -1),
+    ],
+)
+def test_bad_settings(tmp_path, setting, value):
+    with pytest.raises(ConfigError, match=f"data.source.{setting} must be"):
+        folder_source(tmp_path, tmp_path, **{setting: value})
+
+
+def test_streamed_images_equal_the_cached_ones(tmp_path):
+    root = write_shapes(tmp_path / "photos", per_class=8)
+    cached = folder_source(root, tmp_path)
+    streamed = folder_source(root, tmp_path, max_memory_mb=0.001, workers=2)  # 1 KiB: every split streams
+    streamed.prepare()  # checks every file, with 2 decoding workers
+    for train in (True, False):
+        in_memory, files = cached.load(train), streamed.load(train)
+        assert isinstance(in_memory, LabelledImages) and isinstance(files, ImageFiles)
+        assert files.image_shape == in_memory.image_shape and list(files.classes) == list(in_memory.classes)
+        assert torch.equal(files.labels, in_memory.labels)
+        assert torch.equal(torch.stack([files[i][0] for i in range(len(files))]), in_memory.images)
+        index = torch.tensor([3, 0, 2])
+        for got, want in zip(files.subset(index).first(2), in_memory.subset(index).first(2), strict=True):
+            assert torch.equal(got, want)
+    # as the data module streams them: a DataLoader with worker processes
+    loaded = DataLoader(files, batch_size=5, num_workers=2)
+    images, labels = (torch.cat(parts) for parts in zip(*loaded, strict=True))
+    assert torch.equal(images, in_memory.images) and torch.equal(labels, in_memory.labels)
+    # a streamed split's cache holds which files are readable, not their pixels
+    assert all(file.stat().st_size < 10_000 for file in (tmp_path / "cache").glob("*-files.pt"))
+
+    damaged = root / files.paths[0]
+    damaged.write_bytes(b"junk")
+    with pytest.raises(DataError, match=re.escape(f"{damaged} is not a readable image")):
+        files[0]
+
+
+def cli_fit(work: Path, name: str, *extra: str) -> FashionLightningCLI:
+    """Two epochs of the fast recipe with the image-folder layer on ``work/photos``, 16x16 images, in
+    fp32 (seeded CPU training in fp32 is deterministic)."""
+    args = [
+        "fit",
+        *("--config", str(REPO / "configs" / "fast.yaml")),
+        *("--config", str(REPO / "configs" / "image_folder.yaml")),
+        f"--data.source.root={work / 'photos'}",
+        "--data.source.size=16",
+        f"--data.source.cache_dir={work / 'cache'}",
+        "--data.source.workers=0",
+        "--data.val_size=0.2",
+        "--data.batch_size=8",
+        "--trainer.max_epochs=2",
+        "--trainer.precision=32-true",
+        f"--trainer.default_root_dir={work / name}",
+        *QUIET,
+        *extra,
+    ]
+    return FashionLightningCLI(args=args)
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory) -> tuple[Path, FashionLightningCLI]:
+    """A fit on 36 shapes held in memory (the first run: it decodes them)."""
+    work = tmp_path_factory.mktemp("fit")
+    write_shapes(work / "photos", per_class=12)
+    return work, cli_fit(work, "first")
+
+
+def assert_same_training(run: FashionLightningCLI, other: FashionLightningCLI) -> None:
+    assert run.trainer.current_epoch == other.trainer.current_epoch == 2
+    contract, other_contract = run.model.input_contract, other.model.input_contract
+    for name in ("classes", "channels", "size", "photos"):
+        assert getattr(other_contract, name) == getattr(contract, name)
+    for name in ("mean", "std"):  # measured in float64, used in float32
+        assert torch.equal(torch.tensor(getattr(other_contract, name)), torch.tensor(getattr(contract, name)))
+    weights, other_weights = run.model.state_dict(), other.model.state_dict()
+    assert weights.keys() == other_weights.keys()
+    differing = [key for key in weights if not torch.equal(weights[key], other_weights[key])]
+    assert not differing, f"{len(differing)} of {len(weights)} tensors differ, as {differing[:3]}"
+
+
+def test_a_fit_from_the_cli_and_a_second_fit_from_the_cache_train_the_same(fitted):
+    work, first = fitted
+    assert isinstance(first.datamodule.train_set, LabelledImages)
+    contract = first.model.input_contract
+    assert contract.classes == SHAPES and contract.shape == (3, 16, 16) and contract.photos == "crop"
+    cache = sorted((work / "cache").glob("*.pt"))
+    written = [file.stat().st_mtime_ns for file in cache]
+    second = cli_fit(work, "second")
+    assert [file.stat().st_mtime_ns for file in cache] == written  # read, not decoded again
+    assert_same_training(first, second)
+
+
+def test_a_streamed_fit_trains_as_one_in_memory(fitted):
+    work, in_memory = fitted
+    # 1 KiB for decoded images: every split is read from its files, here in the main process; the
+    # pictures take their images from the files too
+    streaming = ["--data.source.max_memory_mb=0.001", "--data.num_workers=0", "--pictures.every_n_epochs=1"]
+    streamed = cli_fit(work, "streamed", *streaming)
+    assert isinstance(streamed.datamodule.train_set, ImageFiles)
+    assert_same_training(in_memory, streamed)
+    pictures = EventAccumulator(str(work / "streamed" / "version_0")).Reload().Tags()["images"]
+    assert "data/train_images" in pictures and "val/predictions" in pictures
+
+
+def test_predict_reads_a_photo_as_the_training_read_it(fitted):
+    """``predict`` with only the checkpoint, on the folder's files, gives the model's answers for the
+    cached images: the same pixels reach the model."""
+    work, first = fitted
+    checkpoint = work / "first" / "version_0" / "checkpoints" / "last.ckpt"
+    output = work / "predictions.csv"
+    args = ["predict", f"--ckpt_path={checkpoint}", f"--data.predict_images={work / 'photos'}"]
+    run = FashionLightningCLI(args=[*args, f"--predictions.output={output}", *QUIET])
+    rows = {row["path"]: row for row in csv.DictReader(output.open())}
+    source = ImageFolder(str(work / "photos"), size=16, cache_dir=str(work / "cache"))
+    test = source.load(train=False)
+    with torch.no_grad():
+        probabilities = run.model.eval()(test.images).softmax(dim=1)
+    for path, image_probabilities in zip(source.image_paths(train=False), probabilities, strict=True):
+        row = rows[str(path)]
+        assert row["predicted"] == SHAPES[image_probabilities.argmax()]
+        assert float(row["probability"]) == pytest.approx(image_probabilities.max().item(), abs=1e-4)
+
+
+def write_digits(folder: Path, rgb: bool) -> Path:
+    """scikit-learn's 1,797 handwritten digits (8x8, 17 grey levels) upscaled to 32x32, in one folder per
+    digit: grayscale PNG, or coloured JPEG (a random dark ink on a random light paper)."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    rng = random.Random(0)
+    for n, (pixels, label) in enumerate(zip(digits.images, digits.target, strict=True)):
+        ink = torch.from_numpy(pixels).float().div(16).unsqueeze(-1)  # [8, 8, 1], 1 where the pen was
+        if rgb:
+            paper = torch.tensor([rng.randint(180, 255) for _ in range(3)], dtype=torch.float)
+            pen = torch.tensor([rng.randint(0, 90) for _ in range(3)], dtype=torch.float)
+            image = Image.fromarray((paper * (1 - ink) + pen * ink).round().byte().numpy(), "RGB")
+        else:
+            image = Image.fromarray(ink.mul(255).round().byte().squeeze(-1).numpy(), "L")
+        image = image.resize((32, 32), Image.Resampling.BILINEAR)
+        (folder / str(label)).mkdir(parents=True, exist_ok=True)
+        image.save(folder / str(label) / (f"{n:04d}.jpg" if rgb else f"{n:04d}.png"), quality=90)
+    return folder
+
+
+@pytest.mark.parametrize("channels", [1, 3], ids=["grayscale-png", "rgb-jpeg"])
+def test_real_digits_trained_and_tested_from_the_cli(tmp_path, channels):
+    root = write_digits(tmp_path / "digits", rgb=channels == 3)
+    args = [
+        *("--config", str(REPO / "configs" / "fast.yaml")),
+        "--data.source=fashion_lightning.data.ImageFolder",
+        f"--data.source.root={root}",
+        f"--data.source.channels={channels}",
+        "--data.source.size=16",
+        f"--data.source.cache_dir={tmp_path / 'cache'}",
+        "--data.source.workers=2",
+        "--data.val_size=0.1",
+        "--data.augment.hflip=false",  # a mirrored digit is not that digit
+        f"--trainer.default_root_dir={tmp_path / 'runs'}",
+        *QUIET,
+    ]
+    FashionLightningCLI(args=["fit", *args])
+    run = FashionLightningCLI(args=["test", *args, "--ckpt_path=best"])
+    assert run.model.input_contract.shape == (channels, 16, 16)
+    assert 0.15 < len(run.datamodule.test_set) / 1797 < 0.25
+    accuracy = run.trainer.callback_metrics["test/acc"].item()
+    print(f"digits, {channels} channel(s): test accuracy {accuracy:.4f}")
+    assert accuracy >= 0.95
