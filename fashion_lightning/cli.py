@@ -13,10 +13,10 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from fashion_lightning.checkpoint_io import AtomicCheckpointIO
-from fashion_lightning.data import DataError, FashionMNISTDataModule
+from fashion_lightning.data import DataError, ImageDataModule
 from fashion_lightning.errors import ConfigError, exit_with
 from fashion_lightning.graceful_stop import GracefulStop, Stopped
-from fashion_lightning.models import FashionClassifier
+from fashion_lightning.models import ImageClassifier
 from fashion_lightning.models.classifier import NonFiniteLossError
 from fashion_lightning.predictions import PredictionWriter
 from fashion_lightning.runs import (
@@ -30,13 +30,10 @@ from fashion_lightning.viz.callback import PictureLogger
 
 # predict's batch indices serve only writers that ask for them; ours keeps the order of the images
 warnings.filterwarnings("ignore", message="Couldn't infer the batch indices fetched from your dataloader")
-# the data module's training batches do go on from a mid-epoch checkpoint (train_dataloader), without
-# Lightning's state_dict protocol, which a step-wise scheduler's early loader would bypass
-warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
 
 
 class FashionLightningCLI(LightningCLI):
-    """``fit``/``validate``/``test``/``predict`` for ``FashionClassifier`` on ``FashionMNISTDataModule``.
+    """``fit``/``validate``/``test``/``predict`` for ``ImageClassifier`` on ``ImageDataModule``.
 
     On top of LightningCLI:
     - checkpoints: the best by ``val/acc`` (``--best_checkpoint.*``) and ``last.ckpt`` after every
@@ -52,7 +49,10 @@ class FashionLightningCLI(LightningCLI):
         self.run_folder: Path | None = None  # the run folder to log into, when a checkpoint gives one
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})  # a resumed run re-saves its config
         kwargs.setdefault("auto_configure_optimizers", False)  # the model takes model.optimizer/scheduler
-        super().__init__(FashionClassifier, FashionMNISTDataModule, *args, **kwargs)
+        # settings every config shares, written once: a fixed seed, and one device unless asked for more
+        kwargs.setdefault("seed_everything_default", 42)
+        kwargs["trainer_defaults"] = {"devices": 1, **kwargs.get("trainer_defaults", {})}
+        super().__init__(ImageClassifier, ImageDataModule, *args, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # In code rather than in trainer.callbacks, so a config's callback list cannot drop them.
@@ -141,8 +141,8 @@ class FashionLightningCLI(LightningCLI):
             kwargs["plugins"] = [AtomicCheckpointIO()]
         trainer = super().instantiate_trainer(**kwargs)
         if self.subcommand not in ("predict", None):
-            # Lightning calls every callback at each of a step's hooks (~15 us a callback a step on
-            # CPU); the CSV writer has nothing to do outside predict
+            # Lightning calls every callback at each of a step's hooks, a cost per step whether used or
+            # not; the CSV writer has nothing to do outside predict
             trainer.callbacks[:] = [c for c in trainer.callbacks if not isinstance(c, PredictionWriter)]
         return trainer
 

@@ -3,11 +3,12 @@
     fashion-lightning-export --ckpt_path best --root runs/fast --format onnx  # runs/fast/version_N/model.onnx
     fashion-lightning-export --ckpt_path model.ckpt --format torchscript --out model.pt
 
-The exported model takes a batch of 28x28 grayscale images, float32 ``[N, 1, 28, 28]`` with pixel
-values in [0, 1] (as torchvision's ``ToTensor`` gives them, light garment on black), normalises them
-as in training, and returns class probabilities ``[N, 10]``. The class names, in output order, are
-written beside it as JSON (``model.onnx`` -> ``model.json``), and into the ONNX file's metadata.
-ONNX needs the optional extra: ``pip install 'fashion-lightning[export]'``.
+The exported model takes a batch of images of the shape the model was trained on, float32
+``[N, C, H, W]`` with pixel values in [0, 1] (as torchvision's ``ToTensor`` gives them), normalises
+them as in training, and returns class probabilities ``[N, classes]``. The model's input contract
+(class names in output order, channels, size, mean and std) is written beside it as JSON
+(``model.onnx`` -> ``model.json``); the class names also go into the ONNX file's metadata and the
+TorchScript file. ONNX needs the optional extra: ``pip install 'fashion-lightning[export]'``.
 """
 
 from __future__ import annotations
@@ -19,31 +20,30 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fashion_lightning.data.datamodule import FashionMNISTDataModule
 from fashion_lightning.errors import exit_with
-from fashion_lightning.models import FashionClassifier
+from fashion_lightning.models import ImageClassifier
 from fashion_lightning.runs import CheckpointError, load_classifier, run_folder
 
 INPUT, OUTPUT = "images", "probabilities"
 
 
 class ProbabilityModel(nn.Module):
-    """The trained net with the data module's normalisation in front and a softmax behind."""
+    """The trained net with the model's own normalisation in front and a softmax behind."""
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, model: ImageClassifier) -> None:
         super().__init__()
-        self.net = net.to(memory_format=torch.contiguous_format).float()
-        self.register_buffer("mean", torch.tensor(FashionMNISTDataModule.mean))
-        self.register_buffer("std", torch.tensor(FashionMNISTDataModule.std))
+        self.standardize = model.standardize
+        self.net = model.net.to(memory_format=torch.contiguous_format).float()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net((images - self.mean) / self.std).softmax(dim=1)
+        return self.net(self.standardize(images)).softmax(dim=1)
 
 
-def export(model: FashionClassifier, kind: str, out: Path) -> Path:
-    """Write ``out`` (and the class names beside it); returns the JSON file's path."""
-    wrapped = ProbabilityModel(model.net).eval()
-    example = torch.rand(2, 1, 28, 28)
+def export(model: ImageClassifier, kind: str, out: Path) -> Path:
+    """Write ``out`` (and the input contract beside it); returns the JSON file's path."""
+    wrapped = ProbabilityModel(model).eval()
+    contract = model.input_contract
+    example = torch.rand(2, *contract.shape)
     out.parent.mkdir(parents=True, exist_ok=True)
     names = list(model.class_names)
     if kind == "torchscript":
@@ -66,9 +66,9 @@ def export(model: FashionClassifier, kind: str, out: Path) -> Path:
         onnx.helper.set_model_props(saved, {"class_names": json.dumps(names)})
         onnx.save(saved, str(out))
     sidecar = out.with_suffix(".json")
-    sidecar.write_text(
-        json.dumps({"class_names": names, "input": "float32 [N, 1, 28, 28], pixels in [0, 1]"})
-    )
+    shape = ", ".join(map(str, contract.shape))
+    description = {"class_names": names, "input": f"float32 [N, {shape}], pixels in [0, 1]"}
+    sidecar.write_text(json.dumps({**description, "input_contract": contract.to_dict()}, indent=2))
     return sidecar
 
 

@@ -38,13 +38,13 @@ class PredictionWriter(BasePredictionWriter):
     def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
         probabilities = torch.cat(predictions).float().cpu()
         datamodule = trainer.datamodule
-        labels = datamodule.predict_set.tensors[1]
+        labels = datamodule.predict_set.labels
         labelled = bool((labels >= 0).all())
         names = pl_module.class_names
         top = probabilities.topk(3, dim=1)
         rows = []
         for path, classes, values, label in zip(
-            datamodule.predict_paths, top.indices.tolist(), top.values.tolist(), labels.tolist(), strict=True
+            datamodule.predict_names, top.indices.tolist(), top.values.tolist(), labels.tolist(), strict=True
         ):
             row = [path] + [
                 item for c, v in zip(classes, values, strict=True) for item in (names[c], f"{v:.4f}")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from fashion_lightning.models import FashionClassifier
+from fashion_lightning.models import ImageClassifier
 
 CHECKPOINTS = "checkpoints"
 LAST = "last.ckpt"
@@ -114,7 +114,7 @@ def read_checkpoint(path: Path) -> dict:
     return checkpoint
 
 
-def load_classifier(ckpt_path: str, root: str | None) -> tuple[FashionClassifier, Path]:
+def load_classifier(ckpt_path: str, root: str | None) -> tuple[ImageClassifier, Path]:
     """The model in a checkpoint (a path, or ``best``/``last`` of the latest run under ``root``), in
     eval mode on the CPU, rebuilt from its own hyperparameters; and the checkpoint's path. For the
     tools that use a trained model outside the CLI (pictures, export)."""
@@ -129,7 +129,7 @@ def load_classifier(ckpt_path: str, root: str | None) -> tuple[FashionClassifier
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Attribute 'net' is an instance of `nn.Module`")
         try:
-            model = FashionClassifier.load_from_checkpoint(path, map_location="cpu")
+            model = ImageClassifier.load_from_checkpoint(path, map_location="cpu")
         except Exception as err:  # torch and Lightning raise many kinds for a damaged or foreign file
             raise CheckpointError(
                 f"cannot load {path} as a fashion-lightning checkpoint ({type(err).__name__}: {err})"

@@ -19,11 +19,14 @@ from tiny_idx import write_tiny_fashion_mnist
 
 from fashion_lightning import models
 from fashion_lightning.cli import FashionLightningCLI, main
-from fashion_lightning.data.files import ENV_VAR, load_split, raw_dir
+from fashion_lightning.data import FashionMNIST
+from fashion_lightning.data.fashion_mnist_copies import ENV_VAR
 from fashion_lightning.models import BaselineNet, ConvBNNet, DropoutNet
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+# every experiment the README names: configs given together are layered, later ones override
+EXPERIMENTS = ["fast", "fast+best", "fast+best_gpu", "fast+dropout_tuned", "dropout", "baseline"]
+DATA_SETS = ["mnist", "kmnist"]
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
 CLASSES = (
     "T-shirt/top",
@@ -39,11 +42,21 @@ CLASSES = (
 )
 
 
+def config_args(experiment: str) -> list[str]:
+    """``fast+best`` -> ``--config configs/fast.yaml --config configs/best.yaml``."""
+    return [
+        arg for name in experiment.split("+") for arg in ("--config", str(REPO / "configs" / f"{name}.yaml"))
+    ]
+
+
+def data_args(data_dir: Path) -> list[str]:
+    return [f"--data.source.root={data_dir}", "--data.source.download=false"]
+
+
 def cli(subcommand: str, config: str, data_dir: Path, root: Path, *extra: str) -> FashionLightningCLI:
     """One CLI run on tiny data: 200 training images in batches of 20, so an epoch is 10 steps."""
-    config_file = str(REPO / "configs" / f"{config}.yaml")
-    data = [f"--data.data_dir={data_dir}", "--data.download=false", "--data.val_size=40"]
-    args = [subcommand, "--config", config_file, *data, f"--trainer.default_root_dir={root}", *QUIET, *extra]
+    data = [*data_args(data_dir), "--data.val_size=40"]
+    args = [subcommand, *config_args(config), *data, f"--trainer.default_root_dir={root}", *QUIET, *extra]
     return FashionLightningCLI(args=args)
 
 
@@ -63,22 +76,39 @@ def trained(tmp_path_factory):
     return {"data_dir": data_dir, "root": root, "run_dir": root / "version_0", "cli": run}
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
-def test_every_config_parses(config, capsys):
+def test_every_config_file_is_used_by_an_experiment_or_is_a_data_set():
+    named = {name for experiment in EXPERIMENTS for name in experiment.split("+")} | set(DATA_SETS)
+    assert named | {"image_folder"} == {p.stem for p in (REPO / "configs").glob("*.yaml")}
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS + [f"fast+{data}" for data in DATA_SETS])
+def test_every_experiment_parses(experiment, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "--config", str(config), "--print_config"])
+        main(["fit", *config_args(experiment), "--print_config"])
     assert exit_info.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     net = printed["model"]["net"]
     assert net["class_path"].startswith("fashion_lightning.models.")
-    # the net gets the config's settings and its own defaults, nothing carried over from elsewhere
-    written = yaml.safe_load(config.read_text())["model"]["net"].get("init_args", {})
+    # the net gets the layers' settings and its own defaults, nothing carried over from another net
+    written = {}
+    for name in experiment.split("+"):
+        layer_net = (
+            yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text()).get("model", {}).get("net", {})
+        )
+        if layer_net.get("class_path", net["class_path"]) != net["class_path"]:
+            continue
+        written = {**written, **layer_net.get("init_args", {})}
     signature = inspect.signature(getattr(models, net["class_path"].rsplit(".", 1)[1]))
     for name, value in net["init_args"].items():
         expected = written.get(name, signature.parameters[name].default)
         assert value == (list(expected) if isinstance(expected, tuple) else expected), name
+    assert printed["seed_everything"] == 42 and printed["trainer"]["devices"] == 1
     assert printed["best_checkpoint"]["monitor"] == "val/acc"
     assert printed["last_checkpoint"]["filename"] == "last"
+    data_set = experiment.split("+")[-1]
+    if data_set in DATA_SETS:
+        assert printed["data"]["source"]["class_path"] == f"fashion_lightning.data.{data_set.upper()}"
+        assert printed["data"]["augment"]["hflip"] is False, "a mirrored digit or character is another one"
 
 
 @pytest.mark.parametrize(
@@ -86,9 +116,9 @@ def test_every_config_parses(config, capsys):
     [
         ("baseline", BaselineNet),
         ("dropout", DropoutNet),
-        ("dropout_tuned", DropoutNet),
+        ("fast+dropout_tuned", DropoutNet),
         ("fast", ConvBNNet),
-        ("best", ConvBNNet),
+        ("fast+best", ConvBNNet),
     ],  # fmt: skip
 )
 def test_fast_dev_run_of_each_config(config, net, tiny_data, tmp_path):
@@ -175,12 +205,15 @@ def test_test_with_best_checkpoint_prints_the_notes_table_for_the_checkpoints_ne
 
     # the reported accuracy is the checkpoint's model, evaluated here without Lightning
     best_path = run.config["test"]["ckpt_path"]
-    net = BaselineNet()
-    state = torch.load(best_path, weights_only=True)["state_dict"]
+    checkpoint = torch.load(best_path, weights_only=True)
+    contract = checkpoint["hyper_parameters"]["input_contract"]
+    net = BaselineNet(1, (28, 28), 10)
+    state = checkpoint["state_dict"]
     net.load_state_dict({k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")})
-    images, labels = load_split(raw_dir(trained["data_dir"]), train=False)
+    test = FashionMNIST(str(trained["data_dir"])).load(train=False)
+    images, labels = test.images, test.labels
     with torch.no_grad():
-        logits = net((images.unsqueeze(1).float() / 255 - 0.2860) / 0.3530)
+        logits = net((images.float() / 255 - contract["mean"][0]) / contract["std"][0])
     correct = int((logits.argmax(1) == labels).sum())
     assert f"Test Accuracy (Overall): {100 * correct // 60:2d}% ({correct}/60)" in printed
     assert run.trainer.callback_metrics["test/acc"].item() == pytest.approx(correct / 60)
@@ -228,10 +261,9 @@ def test_everything_goes_under_default_root_dir(tiny_data, tmp_path, monkeypatch
 
 def test_run_false_builds_the_objects_for_calling_fit_and_test_in_python(tiny_data, tmp_path):
     # LightningCLI(run=False) is Lightning's way to use a config from a notebook or a script
-    config = str(REPO / "configs" / "dropout.yaml")
-    data = [f"--data.data_dir={tiny_data}", "--data.download=false", "--data.val_size=40"]
+    data = [*data_args(tiny_data), "--data.val_size=40"]
     root = tmp_path / "runs"
-    args = ["--config", config, *data, f"--trainer.default_root_dir={root}", "--trainer.max_epochs=1"]
+    args = [*config_args("dropout"), *data, f"--trainer.default_root_dir={root}", "--trainer.max_epochs=1"]
     run = FashionLightningCLI(args=[*args, *QUIET], run=False)
     run.trainer.fit(run.model, datamodule=run.datamodule)
     assert run.trainer.global_step == 10
@@ -253,8 +285,7 @@ def test_test_and_predict_of_a_checkpoint_elsewhere_make_no_stray_folders(tiny_d
     cli("test", "dropout", tiny_data, work / "elsewhere", f"--ckpt_path={checkpoint}")
     assert "test/acc" in scalars(runs / "version_0").Tags()["scalars"]
     # predict, as the README's first example (no config, no root): the CSV and nothing else
-    data = [f"--data.data_dir={tiny_data}", "--data.download=false"]
-    FashionLightningCLI(args=["predict", f"--ckpt_path={checkpoint}", *data, *QUIET])
+    FashionLightningCLI(args=["predict", f"--ckpt_path={checkpoint}", *data_args(tiny_data), *QUIET])
     assert sorted(p.name for p in work.iterdir()) == ["predictions.csv"]
     assert sorted(p.name for p in runs.iterdir()) == ["version_0"]
 
@@ -282,7 +313,7 @@ def test_predict_returns_class_probabilities(trained):
     ],
 )
 def test_missing_checkpoints_end_with_a_clear_message(extra, message, tiny_data, tmp_path):
-    args = ["test", "--config", str(REPO / "configs/dropout.yaml"), f"--data.data_dir={tiny_data}"]
+    args = ["test", *config_args("dropout"), *data_args(tiny_data)]
     with pytest.raises(SystemExit) as exit_info:
         main([*args, f"--trainer.default_root_dir={tmp_path}", *extra])
     assert message in str(exit_info.value.code)
@@ -290,12 +321,12 @@ def test_missing_checkpoints_end_with_a_clear_message(extra, message, tiny_data,
 
 def test_missing_data_offline_ends_with_the_three_ways(tmp_path, no_system_copies, monkeypatch):
     monkeypatch.setattr("torchvision.datasets.FashionMNIST.mirrors", ["http://127.0.0.1:9/"])
-    args = ["fit", "--config", str(REPO / "configs/dropout.yaml"), f"--data.data_dir={tmp_path / 'data'}"]
+    args = ["fit", *config_args("dropout"), f"--data.source.root={tmp_path / 'data'}"]
     with pytest.raises(SystemExit) as exit_info:
         main([*args, f"--trainer.default_root_dir={tmp_path / 'runs'}"])
     message = str(exit_info.value.code)
-    assert message.startswith("error: Fashion-MNIST was not found")
-    assert "--data.local_copy" in message and ENV_VAR in message and "dataset-fashion-mnist" in message
+    assert message.startswith("error: FashionMNIST was not found")
+    assert "--data.source.local_copy" in message and ENV_VAR in message and "dataset-fashion-mnist" in message
 
 
 @pytest.mark.parametrize("command", [["fashion-lightning"], ["python", "-m", "fashion_lightning"]])
@@ -315,9 +346,8 @@ def test_ddp_on_two_cpu_processes_shards_the_data(tmp_path, no_system_copies):
     write_tiny_fashion_mnist(tmp_path / "data", n_train=440)
     args = [
         "fit",
-        "--config",
-        str(REPO / "configs/fast.yaml"),
-        "--data.data_dir=data",
+        *config_args("fast"),
+        "--data.source.root=data",
         "--data.val_size=40",
         "--data.batch_size=20",
         "--trainer.precision=32-true",
@@ -342,7 +372,7 @@ def test_ddp_on_two_cpu_processes_shards_the_data(tmp_path, no_system_copies):
     single = FashionLightningCLI(
         args=[
             *args,
-            f"--data.data_dir={tmp_path / 'data'}",
+            f"--data.source.root={tmp_path / 'data'}",
             f"--trainer.default_root_dir={tmp_path / 'single'}",
             *QUIET,
         ]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_idx import write_tiny_idx
 
 from fashion_lightning.cli import main
 from fashion_lightning.models import DropoutNet
@@ -22,7 +23,7 @@ def fit(tiny_data: Path, root: Path, *extra: str) -> None:
     args = [
         "fit",
         f"--config={REPO / 'configs/dropout.yaml'}",
-        f"--data.data_dir={tiny_data}",
+        f"--data.source.root={tiny_data}",
         "--data.val_size=40",
     ]
     main([*args, f"--trainer.default_root_dir={root}", *QUIET, *extra])
@@ -105,7 +106,7 @@ def test_a_damaged_checkpoint_is_named(subcommand, tiny_data, tmp_path, capsys):
     good = (tmp_path / "runs/version_0/checkpoints/last.ckpt").read_bytes()
     damaged = tmp_path / "damaged.ckpt"
     damaged.write_bytes(good[: len(good) // 2])  # as a copy cut short would leave it
-    args = [subcommand, f"--config={REPO / 'configs/dropout.yaml'}", f"--data.data_dir={tiny_data}"]
+    args = [subcommand, f"--config={REPO / 'configs/dropout.yaml'}", f"--data.source.root={tiny_data}"]
     with pytest.raises(SystemExit, match=f"cannot read checkpoint {damaged}"):
         main([*args, f"--trainer.default_root_dir={tmp_path / 'runs'}", f"--ckpt_path={damaged}", *QUIET])
     assert "Traceback" not in capsys.readouterr().err
@@ -114,15 +115,37 @@ def test_a_damaged_checkpoint_is_named(subcommand, tiny_data, tmp_path, capsys):
 @pytest.mark.parametrize("subcommand", ["fit", "test", "predict"])
 def test_a_torch_file_that_is_not_a_lightning_checkpoint_is_named(subcommand, tiny_data, tmp_path, capsys):
     weights = tmp_path / "weights.pt"
-    torch.save(DropoutNet().state_dict(), weights)  # what the notes' loop saves
-    args = [subcommand, f"--config={REPO / 'configs/dropout.yaml'}", f"--data.data_dir={tiny_data}"]
+    torch.save(DropoutNet(1, (28, 28), 10).state_dict(), weights)  # what the notes' loop saves
+    args = [subcommand, f"--config={REPO / 'configs/dropout.yaml'}", f"--data.source.root={tiny_data}"]
     with pytest.raises(SystemExit, match=f"{weights} is a torch file but not a Lightning checkpoint"):
         main([*args, f"--trainer.default_root_dir={tmp_path / 'runs'}", f"--ckpt_path={weights}", *QUIET])
     assert "Traceback" not in capsys.readouterr().err
 
 
 def test_fit_without_a_network_says_how_to_give_one(tiny_data, tmp_path):
-    args = ["fit", f"--data.data_dir={tiny_data}", f"--trainer.default_root_dir={tmp_path}", *QUIET]
+    args = ["fit", f"--data.source.root={tiny_data}", f"--trainer.default_root_dir={tmp_path}", *QUIET]
     with pytest.raises(SystemExit, match="model.net is not set: give a config"):
         main(args)
     assert not list(tmp_path.glob("version_*")), "no run folder for a run that never started"
+
+
+@pytest.mark.parametrize("subcommand", ["fit", "test"])
+def test_a_checkpoint_given_another_data_set_is_refused_naming_both(subcommand, tiny_data, tmp_path, capsys):
+    """A Fashion-MNIST checkpoint resumed or tested on MNIST: one line with both class lists."""
+    fit(tiny_data, tmp_path / "runs", "--trainer.max_epochs=1")
+    write_tiny_idx(tiny_data, "MNIST")
+    args = [
+        subcommand,
+        f"--config={REPO / 'configs/dropout.yaml'}",
+        f"--config={REPO / 'configs/mnist.yaml'}",
+    ]
+    args += [f"--data.source.root={tiny_data}", "--data.source.download=false", "--data.val_size=40"]
+    checkpoint = tmp_path / "runs/version_0/checkpoints/last.ckpt"
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, f"--trainer.default_root_dir={tmp_path / 'other'}", f"--ckpt_path={checkpoint}", *QUIET])
+    message = str(exit_info.value)
+    assert message.startswith(
+        "error: the data does not fit the model: the model's classes are ['T-shirt/top'"
+    )
+    assert "the data's ['0 - zero'" in message and "config.yaml" in message
+    assert "Traceback" not in capsys.readouterr().err

@@ -10,10 +10,9 @@ import torch
 from tiny_idx import write_tiny_fashion_mnist
 
 from fashion_lightning.cli import FashionLightningCLI
-from fashion_lightning.data import FashionMNISTDataModule
-from fashion_lightning.data.files import load_split, raw_dir
+from fashion_lightning.data import FashionMNIST
 from fashion_lightning.export import main as export
-from fashion_lightning.models import FashionClassifier
+from fashion_lightning.models import ImageClassifier
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,7 +25,7 @@ def checkpoint(tmp_path_factory) -> Path:
     args = [
         "fit",
         f"--config={REPO / 'configs/fast.yaml'}",
-        f"--data.data_dir={data_dir}",
+        f"--data.source.root={data_dir}",
         "--data.val_size=40",
     ]
     args += [
@@ -41,9 +40,9 @@ def checkpoint(tmp_path_factory) -> Path:
 
 
 def lightning_probabilities(checkpoint: Path, images: torch.Tensor) -> torch.Tensor:
-    model = FashionClassifier.load_from_checkpoint(checkpoint, map_location="cpu").eval()
+    model = ImageClassifier.load_from_checkpoint(checkpoint, map_location="cpu").eval()
     with torch.no_grad():
-        return model(FashionMNISTDataModule.normalize(images)).softmax(dim=1)
+        return model(images).softmax(dim=1)
 
 
 @pytest.mark.real_data
@@ -54,11 +53,11 @@ def test_exports_agree_with_the_lightning_model_on_real_test_images(
     out = tmp_path / ("model.onnx" if kind == "onnx" else "model.pt")
     export([f"--ckpt_path={checkpoint}", f"--format={kind}", f"--out={out}"])
     assert capsys.readouterr().out.split() == [str(out), str(out.with_suffix(".json"))]
-    images, _ = load_split(raw_dir(real_data_dir), train=False)
-    images = images[:500].unsqueeze(1)  # a batch size other than the export's example
+    test = FashionMNIST(str(real_data_dir)).load(train=False)
+    images = test.images[:500]  # a batch size other than the export's example
     pixels = images.float() / 255  # the exported model's input: ToTensor's scale
     expected = lightning_probabilities(checkpoint, images)
-    classes = list(FashionMNISTDataModule.classes)
+    classes = list(test.classes)
     if kind == "onnx":
         onnxruntime = pytest.importorskip("onnxruntime")
         session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
@@ -72,7 +71,11 @@ def test_exports_agree_with_the_lightning_model_on_real_test_images(
         assert json.loads(extra["class_names.json"]) == classes
     assert got.shape == (500, 10)
     assert (got - expected).abs().max() < 1e-4
-    assert json.loads(out.with_suffix(".json").read_text())["class_names"] == classes
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert (
+        sidecar["class_names"] == classes and sidecar["input"] == "float32 [N, 1, 28, 28], pixels in [0, 1]"
+    )
+    assert sidecar["input_contract"]["size"] == [28, 28]
 
 
 @pytest.mark.parametrize(

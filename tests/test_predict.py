@@ -13,13 +13,17 @@ from PIL import Image, ImageOps
 from tiny_idx import write_tiny_fashion_mnist
 
 from fashion_lightning.cli import FashionLightningCLI, main
-from fashion_lightning.data import FashionMNISTDataModule
-from fashion_lightning.data.files import load_split, raw_dir
-from fashion_lightning.data.images import find_images, read_image, to_fashion_mnist
+from fashion_lightning.data import FashionMNIST
+from fashion_lightning.data.photos import find_images, fit_image, read_image
 from fashion_lightning.predictions import COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+
+
+def to_fashion_mnist(image: Image.Image) -> torch.Tensor:
+    """A photo as a Fashion-MNIST model's input, ``[28, 28]``."""
+    return torch.from_numpy(np.asarray(fit_image(image, (28, 28), "object")).copy())
 
 
 def garment() -> np.ndarray:
@@ -46,7 +50,7 @@ def photo_like(image: np.ndarray, mode: str) -> Image.Image:
 def test_photo_like_copies_come_back_as_the_original(mode, tmp_path):
     path = tmp_path / f"copy.{'png' if mode == 'RGBA' else 'jpg'}"
     photo_like(garment(), mode).save(path)
-    converted = to_fashion_mnist(read_image(path))
+    converted = to_fashion_mnist(read_image(path, channels=1))
     assert converted.shape == (28, 28) and converted.dtype == torch.uint8
     difference = (converted.float() - torch.from_numpy(garment()).float()).abs().mean()
     assert difference < 12, f"mean difference {difference:.1f} grey levels"
@@ -75,7 +79,7 @@ def test_find_images_reads_folders_in_order_and_rejects_missing_paths(tmp_path):
 def checkpoint(tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("predict")
     data_dir = write_tiny_fashion_mnist(tmp / "data")
-    args = ["fit", f"--config={REPO / 'configs/baseline.yaml'}", f"--data.data_dir={data_dir}"]
+    args = ["fit", f"--config={REPO / 'configs/baseline.yaml'}", f"--data.source.root={data_dir}"]
     args += ["--data.val_size=40", "--trainer.max_epochs=2", f"--trainer.default_root_dir={tmp / 'runs'}"]
     FashionLightningCLI(args=[*args, *QUIET, "--pictures.every_n_epochs=0"])
     return {"data_dir": data_dir, "ckpt": tmp / "runs" / "version_0" / "checkpoints" / "last.ckpt"}
@@ -83,14 +87,14 @@ def checkpoint(tmp_path_factory) -> dict:
 
 def predict(checkpoint: dict, tmp_path: Path, *extra: str) -> None:
     """`fashion-lightning predict --ckpt_path X` as a user types it: no config, only the checkpoint."""
-    args = ["predict", f"--ckpt_path={checkpoint['ckpt']}", f"--data.data_dir={checkpoint['data_dir']}"]
+    args = ["predict", f"--ckpt_path={checkpoint['ckpt']}", f"--data.source.root={checkpoint['data_dir']}"]
     main([*args, f"--trainer.default_root_dir={tmp_path / 'runs'}", *QUIET, *extra])
 
 
 def test_predict_a_folder_writes_the_csv_and_skips_broken_files(checkpoint, tmp_path, capsys):
     folder = tmp_path / "photos"
     (folder / "more").mkdir(parents=True)
-    images, _ = load_split(raw_dir(checkpoint["data_dir"]), train=False)
+    images = FashionMNIST(str(checkpoint["data_dir"])).load(train=False).images[:, 0]
     for i in range(5):
         Image.fromarray(images[i].numpy()).resize((140, 140)).convert("RGB").save(folder / f"{i}.png")
     photo_like(garment(), "RGBA").save(folder / "more" / "cutout.png")
@@ -123,9 +127,9 @@ def test_predict_without_images_labels_the_test_set(checkpoint, tmp_path, capsys
     output = tmp_path / "test.csv"
     predict(checkpoint, tmp_path, f"--predictions.output={output}")
     rows = list(csv.DictReader(output.open()))
-    _, labels = load_split(raw_dir(checkpoint["data_dir"]), train=False)
+    test = FashionMNIST(str(checkpoint["data_dir"])).load(train=False)
+    labels, classes = test.labels, test.classes
     assert [row["path"] for row in rows] == [f"test image {i}" for i in range(len(labels))]
-    classes = FashionMNISTDataModule.classes
     assert [row["true"] for row in rows] == [classes[label] for label in labels.tolist()]
     right = sum(row["predicted"] == row["true"] for row in rows)
     assert f"Accuracy: {right / len(rows):.2%} ({right}/{len(rows)})" in capsys.readouterr().out
@@ -150,3 +154,19 @@ def test_predict_on_a_folder_without_images_is_a_clear_error(make, message, chec
 def test_predict_on_a_missing_path_is_a_clear_error(checkpoint, tmp_path):
     with pytest.raises(SystemExit, match="is neither an image file nor a folder"):
         predict(checkpoint, tmp_path, f"--data.predict_images={tmp_path / 'nowhere'}")
+
+
+def test_predict_on_photos_needs_only_the_checkpoint(
+    checkpoint, tmp_path, monkeypatch, no_system_copies, capsys
+):
+    """No config, no data set anywhere (no data folder, no copy, no network): the checkpoint suffices."""
+    monkeypatch.setattr("torchvision.datasets.FashionMNIST.mirrors", ["http://127.0.0.1:9/"])
+    monkeypatch.chdir(tmp_path)
+    photo_like(garment(), "RGB").save(tmp_path / "garment.jpg")
+    main(["predict", f"--ckpt_path={checkpoint['ckpt']}", "--data.predict_images=garment.jpg", *QUIET])
+    rows = list(csv.DictReader((tmp_path / "predictions.csv").open()))
+    assert [row["path"] for row in rows] == ["garment.jpg"]
+    assert "Predicted 1 images" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["garment.jpg", "predictions.csv"], (
+        "nothing else written"
+    )

@@ -53,7 +53,7 @@ class InterruptAt(Callback):
 
 
 def fit(data_dir: Path, root: Path, *extra: str, callbacks=()) -> FashionLightningCLI:
-    args = ["fit", *SETTINGS, f"--data.data_dir={data_dir}", f"--trainer.default_root_dir={root}", *extra]
+    args = ["fit", *SETTINGS, f"--data.source.root={data_dir}", f"--trainer.default_root_dir={root}", *extra]
     return FashionLightningCLI(args=args, trainer_defaults={"callbacks": list(callbacks)})
 
 
@@ -142,7 +142,7 @@ def test_sigkill_at_a_random_moment_then_resume_ends_like_an_uninterrupted_run(l
     """A real ``kill -9`` of a training process, at a random moment after its first checkpoint."""
     root = tmp_path / "runs"
     command = [str(Path(sys.executable).parent / "fashion-lightning"), "fit", *SETTINGS]
-    command += [f"--data.data_dir={long_uninterrupted['data_dir']}", f"--trainer.default_root_dir={root}"]
+    command += [f"--data.source.root={long_uninterrupted['data_dir']}", f"--trainer.default_root_dir={root}"]
     last = root / "version_0" / "checkpoints" / "last.ckpt"
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -168,7 +168,7 @@ def test_sigkill_at_a_random_moment_then_resume_ends_like_an_uninterrupted_run(l
 def test_sigterm_or_ctrl_c_saves_a_checkpoint_and_exits_clearly(signum, long_uninterrupted, tmp_path):
     root = tmp_path / "runs"
     command = [str(Path(sys.executable).parent / "fashion-lightning"), "fit", *SETTINGS]
-    command += [f"--data.data_dir={long_uninterrupted['data_dir']}", f"--trainer.default_root_dir={root}"]
+    command += [f"--data.source.root={long_uninterrupted['data_dir']}", f"--trainer.default_root_dir={root}"]
     last = root / "version_0" / "checkpoints" / "last.ckpt"
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
@@ -197,7 +197,7 @@ def test_concurrent_runs_in_one_root_get_their_own_folders(long_uninterrupted, t
         *SETTINGS,
         "--trainer.max_epochs=1",
     ]
-    command += [f"--data.data_dir={long_uninterrupted['data_dir']}", f"--trainer.default_root_dir={root}"]
+    command += [f"--data.source.root={long_uninterrupted['data_dir']}", f"--trainer.default_root_dir={root}"]
     runs = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(3)]
     for run in runs:
         assert run.wait(timeout=300) == 0, run.stderr.read().decode()[-2000:]
@@ -227,7 +227,7 @@ def test_resume_from_the_checkpoint_of_a_validation_is_exact(uninterrupted, tmp_
     """The default cadence: last.ckpt after each validation (here after epoch 1), interrupted in epoch 2."""
     settings = [arg for arg in SETTINGS if not arg.startswith("--last_checkpoint.every_n_train_steps")]
     root = tmp_path / "runs"
-    common = [f"--data.data_dir={uninterrupted['data_dir']}", f"--trainer.default_root_dir={root}"]
+    common = [f"--data.source.root={uninterrupted['data_dir']}", f"--trainer.default_root_dir={root}"]
     with pytest.raises(Interrupted):
         FashionLightningCLI(
             args=["fit", *settings, *common], trainer_defaults={"callbacks": [InterruptAt(15)]}
