@@ -9,8 +9,8 @@ from lightning.pytorch.trainer.states import TrainerFn
 from matplotlib.figure import Figure
 from torch.utils.tensorboard import SummaryWriter
 
-from fashion_lightning.data import FashionMNISTDataModule
 from fashion_lightning.errors import ConfigError
+from fashion_lightning.models import ImageClassifier
 from fashion_lightning.viz import figures
 from fashion_lightning.viz.conv_stages import ConvStages, first_conv, relu_follows
 
@@ -29,8 +29,12 @@ class PictureLogger(Callback):
 
     Drawing takes about a second of matplotlib per validation on a small CPU, so it happens every
     ``every_n_epochs`` epochs and after the last validation of a fit. Only rank 0 draws; without a
-    TensorBoard logger nothing is drawn. It reads its images from ``trainer.datamodule``, a
-    ``FashionMNISTDataModule``. A test or validate run draws at the step of the checkpoint it loaded.
+    TensorBoard logger nothing is drawn. It reads its images (grayscale or RGB, any size) from
+    ``trainer.datamodule``'s splits (``train_set``, ``val_set``, ``test_set``, each with
+    ``first(count)``), and the class names and normalisation from the model's ``input_contract``;
+    with a data module that has no such split (a user's own, or none), the pictures of its images are
+    left out and the confusion pictures still drawn. A test or validate run draws at the step of the
+    checkpoint it loaded.
 
     Args:
         every_n_epochs: draw the validation pictures every this many epochs (and for the last
@@ -54,15 +58,17 @@ class PictureLogger(Callback):
         writer = self._writer(trainer)
         if writer is None:
             return
-        datamodule = trainer.datamodule
-        images, labels = (tensor[: self.num_images] for tensor in datamodule.train_set.tensors)
+        images, labels = first_images(trainer, "train_set", self.num_images)
+        if not len(images):
+            return
         names = pl_module.class_names
         pictures = {
             "data/train_images": figures.labelled_batch(images, labels, names, suptitle="training images")
         }
-        if datamodule.augment.enabled:
+        augment = getattr(trainer.datamodule, "augment", None)
+        if augment is not None and augment.enabled:
             with torch.random.fork_rng(devices=[]):  # leave the training's random stream as it was
-                augmented = datamodule.augment(images)
+                augmented = augment(images)
             title = "the same images, augmented"
             pictures["data/train_images_augmented"] = figures.labelled_batch(
                 augmented, labels, names, suptitle=title
@@ -90,19 +96,20 @@ class PictureLogger(Callback):
             self._draw(trainer, pl_module, "test", *position(trainer, pl_module))
 
     def _draw(self, trainer: Trainer, pl_module: LightningModule, stage: str, epoch: int, step: int) -> None:
-        names, datamodule = pl_module.class_names, trainer.datamodule
-        dataset = datamodule.val_set if stage == "val" else datamodule.test_set
-        images, labels = (tensor[: self.num_images] for tensor in dataset.tensors)
-        predicted = predict(pl_module, FashionMNISTDataModule.normalize(images)).argmax(dim=1)
-        pictures = {f"{stage}/predictions": figures.predictions_grid(images, predicted, labels, names)}
+        names, pictures = pl_module.class_names, {}
+        images, labels = first_images(trainer, f"{stage}_set", max(self.num_images, self.sample_index + 1))
+        if len(images):
+            shown, shown_labels = images[: self.num_images], labels[: self.num_images]
+            predicted = predict(pl_module, shown).argmax(dim=1)
+            pictures[f"{stage}/predictions"] = figures.predictions_grid(shown, predicted, shown_labels, names)
         confusion = pl_module.confusion.get(stage)
         if confusion is not None:
             title = f"{stage}, epoch {epoch}"
             pictures[f"{stage}/confusion_matrix"] = figures.confusion_matrix(confusion, names, title)
             pictures[f"{stage}/class_accuracy"] = figures.class_accuracy(confusion, names, title)
-        if stage == "val" and first_conv(pl_module.net) is not None:
-            sample = dataset.tensors[0][self.sample_index % len(dataset)]
-            pictures["filters/first_conv"] = first_layer_figure(pl_module.net, sample)
+        if stage == "val" and len(images) and first_conv(pl_module.net) is not None:
+            sample = images[min(self.sample_index, len(images) - 1)]
+            pictures["filters/first_conv"] = first_layer_figure(pl_module, sample)
         self._add(self._writer(trainer), pictures, step)
 
     def _writer(self, trainer: Trainer) -> SummaryWriter | None:
@@ -117,6 +124,15 @@ class PictureLogger(Callback):
     def _add(writer: SummaryWriter, pictures: dict[str, Figure], step: int) -> None:
         for tag, figure in pictures.items():
             writer.add_figure(tag, figure, global_step=step)  # renders, then closes the figure
+
+
+def first_images(trainer: Trainer, split: str, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``count`` images and labels of the data module's ``split`` (``train_set``, ...); none
+    when there is no data module or it has no such split with ``first(count)``."""
+    dataset = getattr(trainer.datamodule, split, None)
+    if not callable(getattr(dataset, "first", None)):
+        return torch.empty(0, dtype=torch.uint8), torch.empty(0, dtype=torch.long)
+    return dataset.first(count)
 
 
 def position(trainer: Trainer, pl_module: LightningModule) -> tuple[int, int]:
@@ -140,12 +156,13 @@ def predict(model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def first_layer_figure(net: torch.nn.Module, image: torch.Tensor) -> Figure:
-    """The first convolution's filters, and its feature maps for ``image`` (uint8 ``[1, H, W]``)."""
+def first_layer_figure(model: ImageClassifier, image: torch.Tensor) -> Figure:
+    """The first convolution's filters, and its feature maps for ``image`` (uint8 ``[C, H, W]``)."""
+    net = model.net
     conv = first_conv(net)
     if conv is None:
         raise ValueError(f"{type(net).__name__} has no Conv2d layer, so it has no filters to show")
-    inputs = FashionMNISTDataModule.normalize(image[None]).to(conv.weight.device)
+    inputs = model.standardize(image[None].to(conv.weight.device)).to(conv.weight.dtype)
     stages = ConvStages(conv)(inputs)
     title = f"first convolution of {type(net).__name__}: learned filters and feature maps"
     if not relu_follows(net, conv):

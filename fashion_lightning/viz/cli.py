@@ -1,16 +1,20 @@
-"""``fashion-lightning-viz``: the notes' pictures as PNG files, for the data set and for any checkpoint.
+"""``fashion-lightning-viz``: the notes' pictures as PNG files, for any data set and any checkpoint.
 
     fashion-lightning-viz edge-filters --index 3         # or --image photo.jpg
-    fashion-lightning-viz batch
+    fashion-lightning-viz batch --config configs/mnist.yaml
     fashion-lightning-viz pixels --index 2
-    fashion-lightning-viz predictions --ckpt_path best --root runs/dropout
-    fashion-lightning-viz filters --ckpt_path runs/dropout/version_0/checkpoints/last.ckpt
-    fashion-lightning-viz confusion --ckpt_path best --root runs/dropout
-    fashion-lightning-viz curves --logdir runs/dropout
+    fashion-lightning-viz predictions --ckpt_path best --root runs/fast
+    fashion-lightning-viz filters --ckpt_path runs/fast/version_0/checkpoints/last.ckpt
+    fashion-lightning-viz confusion --ckpt_path best --root runs/fast
+    fashion-lightning-viz curves --logdir runs/fast
 
 Each command writes one PNG (``--out``, by default ``pictures/<command>.png``) and prints its path.
-``--index`` counts from 0 in the official files: training images for edge-filters, batch and pixels,
-test images for the commands that take a checkpoint.
+edge-filters, batch and pixels show training images of the data set that ``--config`` describes: the
+config files ``fit`` takes, in the same order, of which only the ``data:`` sections are read; without
+it, Fashion-MNIST in ``data/``. predictions, filters and confusion take the model from the checkpoint
+and the test images from the data set the checkpoint was trained on, or from ``--config``.
+``--index`` and ``--start`` count from 0 in the data set's own order (the training images before the
+validation split is taken out of them).
 """
 
 from __future__ import annotations
@@ -21,49 +25,88 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 from torchmetrics.functional.classification import multiclass_confusion_matrix
+from torchvision.transforms.v2.functional import pil_to_tensor, rgb_to_grayscale
 
-from fashion_lightning.data.datamodule import FashionMNISTDataModule
-from fashion_lightning.data.files import DataError, ensure_files, load_split
-from fashion_lightning.data.images import pixels, read_image
-from fashion_lightning.errors import exit_with
-from fashion_lightning.models import FashionClassifier
-from fashion_lightning.runs import CheckpointError, load_classifier
+from fashion_lightning.data import DataError, ImageDataModule, LabelledImages
+from fashion_lightning.data.from_config import data_module_from_configs
+from fashion_lightning.data.photos import read_image
+from fashion_lightning.errors import ConfigError, exit_with
+from fashion_lightning.models import ImageClassifier
+from fashion_lightning.runs import CheckpointError, load_classifier, read_checkpoint
 from fashion_lightning.viz import figures
 from fashion_lightning.viz.callback import first_layer_figure, predict
 from fashion_lightning.viz.conv_stages import edge_filter_layer, edge_filters
 from fashion_lightning.viz.events import EventsError, read_scalars
 
-CLASSES = FashionMNISTDataModule.classes
 PHOTO_MAX_SIDE = 512  # larger photos are scaled down: the filters' outputs stay legible, and quick
 PHOTO_MIN_SIDE = 8  # a 4x4 filter and a 2x2 pool need a few pixels to show anything
+GRID = 20  # images in the batch and predictions pictures: the notes' 2x10
 
 
 class VizError(RuntimeError):
     """A bad argument or file; the message says what is wrong and what to do."""
 
 
-def _images(args: argparse.Namespace, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    folder = ensure_files(args.data_dir)
-    images, labels = load_split(folder, train=train)
-    return images.unsqueeze(1), labels
+def _images(datamodule: ImageDataModule, train: bool) -> LabelledImages:
+    """The data set's training or test images, in its source's order."""
+    datamodule.prepare_data()
+    return datamodule.source.load(train=train)
 
 
-def _pick(images: torch.Tensor, labels: torch.Tensor, start: int, count: int = 1):
-    if not 0 <= start <= len(images) - count:
-        raise VizError(f"--index/--start {start} is out of range: pick 0 to {len(images) - count}")
-    return images[start : start + count], labels[start : start + count]
+def _training_images(args: argparse.Namespace) -> LabelledImages:
+    return _images(data_module_from_configs(args.config), train=True)
 
 
-def _model(args: argparse.Namespace) -> FashionClassifier:
-    return load_classifier(args.ckpt_path, args.root)[0]
+def _pick(split: LabelledImages, start: int, count: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    count = min(count, len(split))
+    if not 0 <= start <= len(split) - count:
+        raise VizError(f"--index/--start {start} is out of range: pick 0 to {len(split) - count}")
+    images, labels = split.first(start + count)
+    return images[start:], labels[start:]
+
+
+def _model_and_test_images(args: argparse.Namespace) -> tuple[ImageClassifier, LabelledImages]:
+    """The checkpoint's model, and the test images of ``--config``'s data set or else of the
+    checkpoint's own; refused if the model was not trained on images of that kind."""
+    model, path = load_classifier(args.ckpt_path, args.root)
+    datamodule = data_module_from_configs(args.config) if args.config else _checkpoint_data_module(path)
+    test = _images(datamodule, train=False)
+    why = model.input_contract.mismatch(test.classes, test.image_shape)
+    if why:
+        raise VizError(
+            f"the test images do not fit the model in {path}: {why}; give the config of the data set it "
+            "was trained on with --config"
+        )
+    return model, test
+
+
+def _checkpoint_data_module(path: Path) -> ImageDataModule:
+    """The data module a checkpoint was trained with, rebuilt from the settings ``fit`` saved in it."""
+    if ImageDataModule.CHECKPOINT_HYPER_PARAMS_KEY not in read_checkpoint(path):
+        raise VizError(
+            f"{path} does not record the data set it was trained on (it was not written by "
+            "fashion-lightning fit); give the data set's config with --config"
+        )
+    try:
+        return ImageDataModule.load_from_checkpoint(path)
+    except Exception as err:  # an unimportable source, settings this version does not take, ...
+        reason = " ".join(str(err).split())
+        raise CheckpointError(
+            f"cannot rebuild the data set recorded in {path} ({type(err).__name__}: {reason}); "
+            "give the data set's config with --config"
+        ) from None
 
 
 def edge_filters_figure(args: argparse.Namespace) -> Figure:
     if args.image:
         image, name = _photo(Path(args.image)), Path(args.image).name
     else:
-        images, labels = _pick(*_images(args, train=True), args.index)
-        image, name = images[0].float() / 255, f"training image {args.index} ({CLASSES[labels[0]]})"
+        train = _training_images(args)
+        images, labels = _pick(train, args.index)
+        image, name = images[0], f"training image {args.index} ({train.classes[labels[0]]})"
+        if len(image) == 3:
+            image, name = rgb_to_grayscale(image), f"{name} in grayscale, as the filters have one channel"
+        image = image.float() / 255
     stages = edge_filter_layer()(image[None])
     return figures.conv_stages(image, edge_filters(), stages, f"the notes' four edge filters on {name}")
 
@@ -71,52 +114,56 @@ def edge_filters_figure(args: argparse.Namespace) -> Figure:
 def _photo(path: Path) -> torch.Tensor:
     """Any image file as a grayscale ``[1, H, W]`` tensor in [0, 1], as the notes read theirs."""
     try:
-        image = read_image(path)
+        image = read_image(path, channels=1)
     except ValueError as err:
-        raise VizError(f"cannot read {path} as an image ({err}); give a PNG or JPEG file") from None
+        raise VizError(f"cannot read {path} as an image: {err}; give a PNG or JPEG file") from None
     if min(image.size) < PHOTO_MIN_SIDE:
         raise VizError(
             f"{path} is {image.width}x{image.height} pixels; "
             f"give an image of at least {PHOTO_MIN_SIDE} pixels each way"
         )
     image.thumbnail((PHOTO_MAX_SIDE, PHOTO_MAX_SIDE))
-    return pixels(image)[None] / 255
+    return pil_to_tensor(image) / 255
 
 
 def batch_figure(args: argparse.Namespace) -> Figure:
-    images, labels = _pick(*_images(args, train=True), args.start, 20)
-    return figures.labelled_batch(
-        images, labels, CLASSES, suptitle=f"training images {args.start}-{args.start + 19}"
-    )
+    train = _training_images(args)
+    images, labels = _pick(train, args.start, GRID)
+    title = f"training images {args.start}-{args.start + len(images) - 1}"
+    return figures.labelled_batch(images, labels, train.classes, suptitle=title)
 
 
 def pixels_figure(args: argparse.Namespace) -> Figure:
-    images, labels = _pick(*_images(args, train=True), args.index)
-    return figures.pixel_values(images[0], f"training image {args.index}: {CLASSES[labels[0]]}, pixel values")
+    train = _training_images(args)
+    images, labels = _pick(train, args.index)
+    try:
+        return figures.pixel_values(
+            images[0], f"training image {args.index}: {train.classes[labels[0]]}, pixel values"
+        )
+    except ValueError as err:  # a colour or large image
+        raise VizError(f"{err}; the batch command shows the images themselves") from None
 
 
 def predictions_figure(args: argparse.Namespace) -> Figure:
-    model = _model(args)
-    images, labels = _pick(*_images(args, train=False), args.start, 20)
-    predicted = predict(model, FashionMNISTDataModule.normalize(images)).argmax(dim=1)
+    model, test = _model_and_test_images(args)
+    images, labels = _pick(test, args.start, GRID)
+    predicted = predict(model, images).argmax(dim=1)
     return figures.predictions_grid(images, predicted, labels, model.class_names)
 
 
 def filters_figure(args: argparse.Namespace) -> Figure:
-    model = _model(args)
-    images, _ = _pick(*_images(args, train=False), args.index)
+    model, test = _model_and_test_images(args)
+    images, _ = _pick(test, args.index)
     try:
-        return first_layer_figure(model.net, images[0])
+        return first_layer_figure(model, images[0])
     except ValueError as err:  # a net without a convolution: nothing to show
         raise VizError(str(err)) from None
 
 
 def confusion_figure(args: argparse.Namespace) -> Figure:
-    model = _model(args)
-    images, labels = _images(args, train=False)
-    predicted = torch.cat(
-        [predict(model, FashionMNISTDataModule.normalize(chunk)) for chunk in images.split(1000)]
-    )
+    model, test = _model_and_test_images(args)
+    images, labels = test.first(len(test))
+    predicted = torch.cat([predict(model, chunk) for chunk in images.split(1000)])
     confusion = multiclass_confusion_matrix(predicted, labels, len(model.class_names))
     return figures.confusion_report(confusion, model.class_names, f"{len(labels):,} test images")
 
@@ -129,12 +176,13 @@ def curves_figure(args: argparse.Namespace) -> Figure:
 COMMANDS = {
     "edge-filters": (edge_filters_figure, "the notes' 4 edge filters: conv, ReLU and max-pooled outputs"),
     "batch": (batch_figure, "20 training images in a 2x10 grid with their class names"),
-    "pixels": (pixels_figure, "one training image with the value of each pixel written in it"),
+    "pixels": (pixels_figure, "a small grayscale training image with the value of each pixel written in it"),
     "predictions": (predictions_figure, "20 test images titled 'predicted (true)', green/red"),
     "filters": (filters_figure, "a checkpoint's first-layer filters and their feature maps"),
     "confusion": (confusion_figure, "a checkpoint's confusion matrix and per-class accuracy on the test set"),
     "curves": (curves_figure, "loss and accuracy curves from a run's TensorBoard event files"),
 }
+CHECKPOINT_COMMANDS = ("predictions", "filters", "confusion")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -151,14 +199,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         )
         command.add_argument("--verbose", action="store_true", help="show a traceback on errors")
         if name != "curves":
-            command.add_argument(
-                "--data_dir",
-                "--data.data_dir",
-                dest="data_dir",
-                default="data",
-                help="the data folder (default: data)",
+            default = (
+                "the data set the checkpoint was trained on"
+                if name in CHECKPOINT_COMMANDS
+                else "Fashion-MNIST in data/"
             )
-        if name in ("predictions", "filters", "confusion"):
+            command.add_argument(
+                "--config",
+                action="append",
+                type=Path,
+                default=[],
+                metavar="FILE",
+                help="the data set: a config file as fit takes (only its data: section is read); "
+                f"repeat it to layer configs as fit does (default: {default})",
+            )
+        if name in CHECKPOINT_COMMANDS:
             command.add_argument("--ckpt_path", required=True, help="a .ckpt file, or best/last with --root")
             command.add_argument(
                 "--root", help="for best/last: the folder of the run folders, e.g. runs/fast"
@@ -184,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
         figure = COMMANDS[args.command][0](args)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(args.out, dpi=100)
-    except (VizError, DataError, CheckpointError, EventsError, OSError) as err:
+    except (VizError, DataError, CheckpointError, ConfigError, EventsError, OSError) as err:
         exit_with(err, args.verbose)
     print(args.out)
 

@@ -3,7 +3,8 @@
 The callback logs these to TensorBoard and ``fashion-lightning-viz`` saves them as PNG files, so
 both show the same pictures. Figures are made with matplotlib's object API, not pyplot: no window,
 no display needed, no global state to clean up, whatever backend the user's matplotlib has.
-Images are ``[N, 1, H, W]`` or ``[N, H, W]`` tensors, uint8 or float.
+Images are ``[N, C, H, W]`` tensors (one image ``[C, H, W]``) of any size, uint8 or float: one
+channel is drawn in gray, three in colour.
 """
 
 from __future__ import annotations
@@ -16,11 +17,25 @@ from matplotlib.figure import Figure
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 RIGHT, WRONG = "green", "red"
+PIXELS_MAX_SIDE = 32  # pixel_values writes one number per pixel: legible up to about 32x32 in 12 inches
 
 
-def _plain(image: torch.Tensor) -> torch.Tensor:
-    """One image as a float ``[H, W]`` CPU tensor."""
-    return image.detach().float().cpu().reshape(image.shape[-2:])
+def _channels_last(images: torch.Tensor) -> torch.Tensor:
+    """Images ``[..., C, H, W]`` as float ``[..., H, W, C]`` CPU tensors, the layout matplotlib draws."""
+    return images.detach().float().cpu().movedim(-3, -1)
+
+
+def _show(ax, picture: torch.Tensor, low: float | None = None, high: float | None = None, **kwargs):
+    """Draw a ``[H, W, C]`` picture: one channel in gray, three in colour, both scaled from ``low``
+    (black) to ``high`` (white), by default the picture's own darkest and lightest values; NaN pixels
+    are transparent."""
+    if picture.shape[-1] == 1:
+        return ax.imshow(picture[..., 0].numpy(), cmap="gray", vmin=low, vmax=high, **kwargs)
+    drawn = picture.isfinite().all(dim=-1, keepdim=True)
+    low = picture[drawn.expand_as(picture)].min().item() if low is None else low
+    high = picture[drawn.expand_as(picture)].max().item() if high is None else high
+    scaled = ((picture - low) / ((high - low) or 1.0)).nan_to_num(0.0).clamp(0.0, 1.0)
+    return ax.imshow(torch.cat([scaled, drawn.float()], dim=-1).numpy(), **kwargs)  # RGBA
 
 
 def _write_values(ax, values: torch.Tensor, text: Callable[[float], str], threshold: float, fontsize: float):
@@ -61,21 +76,23 @@ def image_grid(
     columns: int = 10,
     suptitle: str | None = None,
 ) -> Figure:
-    """Images in rows of ``columns``, each titled (the notes' 2x10 batch of 20).
+    """Images in rows of ``columns``, each titled (the notes' 2x10 batch of 20), all on one scale from
+    the darkest to the lightest pixel.
 
-    The images are laid out in one picture (one matplotlib axes instead of one per image: creating
-    and drawing an axes costs ~10 ms, and this is drawn during training)."""
-    plain = torch.stack([_plain(image) for image in images])
-    columns = min(columns, len(plain))
-    height, width = plain.shape[-2:]
-    gap = (round(0.45 * height), round(0.12 * width))  # room for a two-line title above each image
-    canvas = _mosaic(plain, columns, gap)
+    The images are laid out in one picture: one matplotlib axes instead of one per image, as axes are
+    slow to create and draw, and this is drawn during training."""
+    pixels = _channels_last(images)
+    columns = min(columns, len(pixels))
+    height, width = pixels.shape[1:3]
+    # room for a two-line title above each image; in units of the width, which sets the figure's scale
+    gap = (round(0.45 * width), round(0.12 * width))
+    canvas = _mosaic(pixels, columns, gap)
     top = 0.3 if suptitle else 0.05
     fig_width = 1.9 * columns
     fig_height = fig_width * canvas.shape[0] / canvas.shape[1] + top
     fig = Figure(figsize=(fig_width, fig_height))
     ax = fig.add_axes((0.005, 0.005, 0.99, 1 - top / fig_height - 0.005))
-    ax.imshow(canvas.numpy(), cmap="gray", vmin=plain.min().item(), vmax=plain.max().item())
+    _show(ax, canvas, pixels.min().item(), pixels.max().item())
     ax.set_axis_off()
     for i, title in enumerate(titles):
         row, column = divmod(i, columns)
@@ -88,11 +105,13 @@ def image_grid(
 
 
 def _mosaic(images: torch.Tensor, columns: int, gap: tuple[int, int]) -> torch.Tensor:
-    """Images ``[N, H, W]`` in rows of ``columns``, as one float picture whose blank parts are NaN
-    (drawn transparent): ``gap[0]`` blank rows above each image, ``gap[1]`` blank columns between them."""
-    count, height, width = images.shape
+    """Images ``[N, H, W, C]`` in rows of ``columns``, as one ``[H', W', C]`` picture whose blank parts
+    are NaN (drawn transparent): ``gap[0]`` blank rows above each image, ``gap[1]`` blank columns
+    between them."""
+    count, height, width, channels = images.shape
     rows = math.ceil(count / columns)
-    canvas = torch.full((rows * (height + gap[0]), columns * (width + gap[1]) - gap[1]), float("nan"))
+    shape = (rows * (height + gap[0]), columns * (width + gap[1]) - gap[1], channels)
+    canvas = torch.full(shape, float("nan"))
     for i, image in enumerate(images):
         row, column = divmod(i, columns)
         top, left = row * (height + gap[0]) + gap[0], column * (width + gap[1])
@@ -118,9 +137,19 @@ def predictions_grid(
 
 
 def pixel_values(image: torch.Tensor, title: str) -> Figure:
-    """One image with each pixel's value (scaled to 0-1, as the notes' ToTensor) written in its cell;
-    the text is white on dark pixels and black on light ones."""
-    values = _plain(image)
+    """One grayscale image ``[1, H, W]`` with each pixel's value (scaled to 0-1, as the notes' ToTensor)
+    written in its cell; the text is white on dark pixels and black on light ones.
+
+    Raises ``ValueError`` for a colour image (three numbers a cell) or one larger than
+    ``PIXELS_MAX_SIDE`` (too many cells): neither would be legible."""
+    channels, height, width = image.shape
+    if channels != 1 or max(height, width) > PIXELS_MAX_SIDE:
+        kind = {1: "grayscale", 3: "RGB"}.get(channels, f"{channels} channels")
+        raise ValueError(
+            f"pixel values are written only on grayscale images of at most {PIXELS_MAX_SIDE}x"
+            f"{PIXELS_MAX_SIDE} pixels, to stay legible; this one is {kind}, {height}x{width}"
+        )
+    values = image[0].detach().float().cpu()
     if values.max() > 1:
         values = values / 255
     fig = Figure(figsize=(12, 12), layout="constrained")
@@ -142,41 +171,52 @@ def conv_stages(
     title: str,
     max_channels: int = 8,
 ) -> Figure:
-    """The notes' filter pictures in one figure: the input image; a row of filters (values written on
-    small ones); then one row per stage (conv output, after ReLU, after pooling), one column per filter,
-    each row on one colour scale with its colour bar."""
+    """The notes' filter pictures in one figure: the input image; a row of filters; then one row per
+    stage (conv output, after ReLU, after pooling), one column per filter, each row on one gray scale
+    with its colour bar.
+
+    Filters of a grayscale input share one scale, so they compare, and small ones have their values
+    written on them; filters of an RGB input are colour pictures, each scaled to its own largest
+    weight. Zero is mid-gray in both."""
     channels = min(len(weights), max_channels)
-    rows = 1 + len(stages)
-    fig = Figure(figsize=(1.6 * (channels + 1) + 0.8, 1.8 * rows + 0.6))
+    map_height, map_width = image.shape[-2:]
+    # the filters' row is square; the stages' rows keep the image's shape, but leave room for their names
+    row_heights = [1.0] + [max(map_height / map_width, 0.9)] * len(stages)
+    fig = Figure(figsize=(1.6 * (channels + 1) + 0.8, 1.8 * sum(row_heights) + 0.6))
     top = 0.5 + 0.25 * title.count("\n") + 0.25
     width, height = fig.get_size_inches()
     wspace = 0.12
     # the last, narrow column holds each row's colour bar
     grid = fig.add_gridspec(
-        rows, channels + 2, width_ratios=[1] * (channels + 1) + [0.08], wspace=wspace, hspace=0.25,
-        left=0.1 / width, right=1 - 0.5 / width, bottom=0.1 / height, top=1 - top / height,
+        len(row_heights), channels + 2, width_ratios=[1] * (channels + 1) + [0.08], height_ratios=row_heights,
+        wspace=wspace, hspace=0.25, left=0.1 / width, right=1 - 0.6 / width, bottom=0.25 / height,
+        top=1 - top / height,
     )  # fmt: skip
     ax = fig.add_subplot(grid[0, 0])
-    ax.imshow(_plain(image).numpy(), cmap="gray")
+    _show(ax, _channels_last(image))
     ax.set_title("input", fontsize=9)
     _hide_ticks(ax)
-    kernel = weights[:channels, 0].detach().float().cpu()
-    limit = kernel.abs().max().item() or 1.0
+    filters = weights[:channels].detach().float().cpu()
+    colour = filters.shape[1] == 3
+    if colour:
+        filters = filters / filters.abs().amax(dim=(1, 2, 3), keepdim=True).clamp(min=1e-12)
+    limit = filters.abs().max().item() or 1.0
+    pictures = _channels_last(filters if colour else filters[:, :1])
     for c in range(channels):
         ax = fig.add_subplot(grid[0, c + 1])
-        ax.imshow(kernel[c].numpy(), cmap="gray", vmin=-limit, vmax=limit)
+        _show(ax, pictures[c], -limit, limit)
         ax.set_title(f"filter {c + 1}", fontsize=9)
         _hide_ticks(ax)
-        if kernel.shape[-1] <= 5:
-            _write_values(ax, kernel[c], lambda v: f"{v:.2g}", threshold=0.0, fontsize=7)
+        if not colour and filters.shape[-1] <= 5:
+            _write_values(ax, filters[c, 0], lambda v: f"{v:.2g}", threshold=0.0, fontsize=7)
     for row, (name, maps) in enumerate(stages.items(), start=1):
         # one picture per row, its maps spaced like the filters above them (one axes, not `channels`)
-        maps = maps.detach().float().cpu().reshape(-1, *maps.shape[-2:])[:channels]
+        maps = _channels_last(maps.reshape(-1, 1, *maps.shape[-2:])[:channels])
         ax = fig.add_subplot(grid[row, 1 : channels + 1])
-        canvas = _mosaic(maps, channels, (0, round(wspace * maps.shape[-1])))
-        shown = ax.imshow(canvas.numpy(), cmap="gray", aspect="auto", interpolation="nearest")
+        canvas = _mosaic(maps, channels, (0, round(wspace * maps.shape[2])))
+        shown = _show(ax, canvas, aspect="auto", interpolation="nearest")
         ax.set_axis_off()
-        ax.text(-1.5, maps.shape[-2] / 2, name, rotation=90, ha="right", va="center", fontsize=9)
+        ax.text(-1.5, maps.shape[1] / 2, name, rotation=90, ha="right", va="center", fontsize=9)
         fig.colorbar(shown, cax=fig.add_subplot(grid[row, -1]))
     if len(weights) > channels:
         first_line, *rest = title.split("\n")
