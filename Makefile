@@ -1,12 +1,14 @@
 # Two commands do everything on a fresh machine:
 #   make train   environment + data + train the default model (CONFIG) + test its best checkpoint
 #   make test    environment + lint + the test suite
-# and `make benchmark`: the timings and accuracies recorded in BENCHMARKS.md (about 20 minutes on a 2-core CPU)
+# and `make benchmark`: the timings and accuracies recorded in BENCHMARKS.md.
+# CONFIG may name several config files, layered in order: make train CONFIG="configs/fast.yaml configs/best.yaml"
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= configs/dropout.yaml
-RUN ?= runs/$(basename $(notdir $(CONFIG)))
+CONFIGS := $(foreach config,$(CONFIG),--config $(config))
+RUN ?= runs/$(basename $(notdir $(lastword $(CONFIG))))
 
 .PHONY: setup data train test lint benchmark pictures clean
 
@@ -21,8 +23,8 @@ data: setup
 	PY=$(BIN)/python bash scripts/get_data.sh
 
 train: data
-	$(BIN)/fashion-lightning fit --config $(CONFIG)
-	$(BIN)/fashion-lightning test --config $(CONFIG) --ckpt_path best
+	$(BIN)/fashion-lightning fit $(CONFIGS)
+	$(BIN)/fashion-lightning test $(CONFIGS) --ckpt_path best
 
 lint: setup
 	$(BIN)/ruff check .
@@ -32,11 +34,12 @@ test: lint
 	$(BIN)/pytest
 
 benchmark: data
-	$(BIN)/python scripts/benchmark.py --configs configs/fast.yaml configs/dropout_tuned.yaml configs/best.yaml
+	$(BIN)/python scripts/benchmark.py --configs configs/fast.yaml configs/fast.yaml,configs/dropout_tuned.yaml \
+	  configs/fast.yaml,configs/best.yaml
 
 # the notes' pictures as PNG files in pictures/, for the latest run of CONFIG (after `make train`)
 pictures: data
-	for command in edge-filters batch pixels; do $(BIN)/fashion-lightning-viz $$command || exit 1; done
+	for command in edge-filters batch pixels; do $(BIN)/fashion-lightning-viz $$command $(CONFIGS) || exit 1; done
 	for command in predictions filters confusion; do \
 	  $(BIN)/fashion-lightning-viz $$command --ckpt_path best --root $(RUN) || exit 1; done
 	$(BIN)/fashion-lightning-viz curves --logdir $(RUN)

@@ -1,7 +1,7 @@
 """Time the notes' training loop against this project's data path and Lightning CLI, on one machine.
 
     python scripts/benchmark.py                      # (a) notes' loop, (b) plain loop, (c) Lightning fit
-    python scripts/benchmark.py --configs configs/fast.yaml configs/dropout_tuned.yaml configs/best.yaml
+    python scripts/benchmark.py --configs configs/fast.yaml configs/fast.yaml,configs/best.yaml
 
 (a) the notes' own loop: torchvision ``FashionMNIST`` + ``ToTensor`` + ``DataLoader(batch_size=20)``,
     the dropout net, SGD lr=0.001 momentum=0.9, all 60,000 training images, no validation;
@@ -18,7 +18,8 @@ before each of its own, so a slow minute of a shared machine slows both. Seconds
 median and the fastest epoch's; for (b), (c0) and (c) they include the per-epoch validation (and, in
 (c), checkpointing and logging); the Lightning overheads are also given as the median over the pairs
 of epochs run side by side. Images/s counts training images.
-``--configs`` trains each config as given and tests its best checkpoint: time to accuracy.
+``--configs`` trains each experiment as given (config files joined by commas are layered, as
+``fit --config A --config B``) and tests its best checkpoint: time to accuracy.
 Prints markdown tables (paste them into BENCHMARKS.md with the command, machine and date).
 """
 
@@ -40,12 +41,12 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
-from torchvision import transforms
-from torchvision.datasets import FashionMNIST
+from torchvision import datasets, transforms
 
 from fashion_lightning.cli import FashionLightningCLI
-from fashion_lightning.data import DeviceBatches, FashionMNISTDataModule
+from fashion_lightning.data import DeviceBatches, EpochBatches, FashionMNIST, ImageDataModule, InputContract
 from fashion_lightning.models import DropoutNet
+from fashion_lightning.models.standardize import Standardize
 
 # issue 3's targets: (test accuracy, seconds of training), on the 2-core CPU but for best_gpu.yaml
 TARGETS = {
@@ -60,9 +61,9 @@ def notes_loop(data_dir: str, epochs: int) -> dict:
     """The course notes' loop as written: CPU, per-sample PIL decoding, batch 20, loss.item() per step."""
     device = torch.device("cpu")
     to_tensor = transforms.ToTensor()
-    train = FashionMNIST(data_dir, train=True, transform=to_tensor)
-    test = FashionMNIST(data_dir, train=False, transform=to_tensor)
-    net = DropoutNet().to(device)
+    train = datasets.FashionMNIST(data_dir, train=True, transform=to_tensor)
+    test = datasets.FashionMNIST(data_dir, train=False, transform=to_tensor)
+    net = DropoutNet(1, (28, 28), len(train.classes)).to(device)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.001, momentum=0.9)
     loader = DataLoader(train, batch_size=20, shuffle=True)
     epoch_seconds = []
@@ -85,12 +86,16 @@ class PlainLoop:
     """(b): the same net on the project's data path, with nothing but PyTorch around it."""
 
     def __init__(self, args: argparse.Namespace, device: torch.device) -> None:
-        self.dm = FashionMNISTDataModule(args.data_dir, batch_size=args.batch_size, val_size=args.val_size)
+        self.dm = ImageDataModule(
+            FashionMNIST(args.data_dir), batch_size=args.batch_size, val_size=args.val_size
+        )
         self.dm.setup("fit")
         self.dm.setup("test")
         self.device = device
+        contract = self.dm.input_contract
+        self.standardize = Standardize(contract.mean, contract.std).to(device)
         torch.manual_seed(0)
-        self.net = DropoutNet().to(device, memory_format=torch.channels_last)
+        self.net = notes_net(contract).to(device, memory_format=torch.channels_last)
         self.optimizer = torch.optim.SGD(self.net.parameters(), lr=args.lr, momentum=0.9)
         bf16 = args.precision == "bf16-mixed"  # as Lightning's bf16-mixed
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
@@ -99,11 +104,13 @@ class PlainLoop:
         self.name = f"(b) plain PyTorch loop, batch {self.dm.batch_size}"
 
     def _batches(self, split, batch_size: int, shuffle: bool = False) -> DeviceBatches:
-        images, labels = (tensor.to(self.device) for tensor in split.tensors)
-        return DeviceBatches.for_rank(images, labels, batch_size, shuffle=shuffle, seed=0)
+        images, labels = split.images.to(self.device), split.labels.to(self.device)
+        sampler = EpochBatches.sampler_for_rank(len(labels), shuffle=shuffle, seed=0)
+        return DeviceBatches(images, labels, batch_size, sampler)
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
-        return self.dm.normalize(images).contiguous(memory_format=torch.channels_last)
+        """What the classifier's forward does before the net: channels-last, then normalisation."""
+        return self.standardize(images.contiguous(memory_format=torch.channels_last))
 
     def epoch(self, epoch: int) -> float:
         """Train one epoch and validate; the seconds it took."""
@@ -148,16 +155,21 @@ def plain_and_lightning(args: argparse.Namespace, root: Path, device: torch.devi
     return b, c
 
 
+def notes_net(contract: InputContract) -> DropoutNet:
+    return DropoutNet(contract.channels, contract.size, len(contract.classes))
+
+
 class BareLightning(LightningModule):
     """(c0): only what (b) computes, so that its fit costs what Lightning's own loop costs."""
 
-    def __init__(self, lr: float) -> None:
+    def __init__(self, lr: float, contract: InputContract) -> None:
         super().__init__()
-        self.net = DropoutNet().to(memory_format=torch.channels_last)
+        self.net = notes_net(contract).to(memory_format=torch.channels_last)
+        self.standardize = Standardize(contract.mean, contract.std)
         self.lr = lr
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images.contiguous(memory_format=torch.channels_last))
+        return self.net(self.standardize(images.contiguous(memory_format=torch.channels_last)))
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         images, labels = batch
@@ -174,7 +186,8 @@ class BareLightning(LightningModule):
 def bare_lightning(args: argparse.Namespace, device: torch.device) -> tuple[dict, list[float]]:
     """(c0) Lightning's floor, with an epoch of (b) before each of its epochs: its row, and those epochs."""
     lightning.seed_everything(0, verbose=False)
-    model, clock = BareLightning(args.lr), FitClock(plain=PlainLoop(args, device))
+    clock = FitClock(plain=PlainLoop(args, device))
+    model = BareLightning(args.lr, clock.plain.dm.input_contract)
     trainer = Trainer(
         max_epochs=args.epochs,
         precision=args.precision,
@@ -187,18 +200,23 @@ def bare_lightning(args: argparse.Namespace, device: torch.device) -> tuple[dict
     dm = clock.plain.dm  # the project's data module, as (b) and (c) use it
     trainer.fit(model, datamodule=dm)
     name = f"(c0) bare Lightning Trainer, batch {args.batch_size}"
-    return _row(name, len(dm.train_set), clock.epochs, clock.plain.test_accuracy(model)), clock.plain_epochs
+    return _row(
+        name, len(dm.train_set), clock.epochs, clock.plain.test_accuracy(model.net)
+    ), clock.plain_epochs
 
 
-def config_run(config: str, args: argparse.Namespace, root: Path) -> dict:
+def config_run(experiment: str, args: argparse.Namespace, root: Path) -> dict:
+    """One experiment: config files joined by commas, layered in that order."""
     clock = FitClock()
-    accuracy, _ = _fit_and_test([f"--config={config}"], args, root / Path(config).stem, clock)
+    configs = experiment.split(",")
+    name = Path(configs[-1]).stem
+    accuracy, _ = _fit_and_test([f"--config={config}" for config in configs], args, root / name, clock)
     seconds = clock.fit_seconds
-    target = TARGETS.get(Path(config).name)
+    target = TARGETS.get(Path(configs[-1]).name)
     met = "" if target is None else ("yes" if accuracy >= target[0] and seconds <= target[1] else "NO")
     goal = "" if target is None else f"≥{target[0]:.1%} in ≤{target[1]} s"
     return {
-        "config": config,
+        "config": " + ".join(configs),
         "fit s": f"{seconds:.1f}",
         "s/epoch (median)": f"{statistics.median(clock.epochs):.2f}",
         "test acc": f"{accuracy:.2%}",
@@ -244,7 +262,7 @@ def _fit_and_test(
     common = [
         f"--trainer.default_root_dir={root}",
         f"--trainer.enable_progress_bar={args.progress_bar}",
-        f"--data.data_dir={args.data_dir}",
+        f"--data.source.root={args.data_dir}",
         f"--data.val_size={args.val_size}",
         *(f"--{setting}" for setting in args.set),
     ]
@@ -317,6 +335,17 @@ def paired_overhead(plain_epochs: list[float], fit: dict, what: str) -> str:
     )
 
 
+def project_overhead(plain: dict, fit: dict, bare_plain_epochs: list[float], bare: dict) -> str:
+    """What the project adds to Lightning's own loop: (c) against (c0), each epoch first measured against
+    the epoch of (b) run just before it, so that the two runs' slow minutes cancel."""
+    pairs = zip(plain["epochs"], fit["epochs"], bare_plain_epochs, bare["epochs"], strict=True)
+    ratios = [(c / b) / (c0 / b0) - 1 for b, c, b0, c0 in pairs]
+    return (
+        f"What the project adds, (c) vs (c0), median over {len(ratios)} epochs each against its paired (b): "
+        f"{statistics.median(ratios):+.1%} (from {min(ratios):+.1%} to {max(ratios):+.1%})"
+    )
+
+
 def markdown(rows: list[dict]) -> str:
     header = list(rows[0])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -379,7 +408,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    FashionMNISTDataModule(args.data_dir).prepare_data()  # find, copy or download the files once
+    FashionMNIST(args.data_dir).prepare()  # find, copy or download the files once
     loops, config_rows = None, []
     with tempfile.TemporaryDirectory(prefix="benchmark-") as tmp:
         if not args.skip_loops:
@@ -401,6 +430,7 @@ def main(argv: list[str] | None = None) -> None:
         print(ratios(notes, plain, fit, "median"))
         print(paired_overhead(plain["epochs"], fit, "Lightning overhead (c) vs (b)"))
         print(paired_overhead(bare_plain_epochs, bare, "Lightning's own loop (c0) vs (b)"))
+        print(project_overhead(plain, fit, bare_plain_epochs, bare))
     if config_rows:
         print("\nConfigs as given; fit s = training with per-epoch validation; test = best checkpoint:\n")
         print(markdown(config_rows))

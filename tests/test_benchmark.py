@@ -20,7 +20,7 @@ def test_benchmark_runs_the_loops_and_a_config(tmp_path, no_system_copies):
         "--epochs=1",
         "--val-size=40",
         "--configs",
-        str(REPO / "configs/dropout_tuned.yaml"),
+        f"{REPO / 'configs/fast.yaml'},{REPO / 'configs/dropout_tuned.yaml'}",
         "--set=trainer.max_epochs=1",
         "--set=trainer.accelerator=cpu",
     ]
@@ -41,6 +41,7 @@ def test_benchmark_runs_the_loops_and_a_config(tmp_path, no_system_copies):
         assert f"{measure} epochs: (b)/(a) images/s" in out and "Lightning overhead (c) vs (b)" in out
     for overhead in ("Lightning overhead (c) vs (b)", "Lightning's own loop (c0) vs (b)"):
         assert f"{overhead}, median over 1 pairs of epochs run side by side" in out
+    assert "What the project adds, (c) vs (c0), median over 1 epochs each against its paired (b)" in out
     config_line = next(
         line for line in out.splitlines() if "dropout_tuned.yaml" in line and line.startswith("|")
     )
