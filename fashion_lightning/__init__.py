@@ -1,1 +1,1 @@
-"""Fashion-MNIST CNNs trained with PyTorch Lightning: a project template."""
+"""A PyTorch Lightning template for image classification, born from a course's CNN notes on Fashion-MNIST."""

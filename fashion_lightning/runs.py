@@ -8,7 +8,6 @@ can resume or test, and so that a resumed run keeps writing into its own folder.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import torch
@@ -126,12 +125,10 @@ def load_classifier(ckpt_path: str, root: str | None) -> tuple[ImageClassifier, 
             f"no run with checkpoints directly under {root}: give the folder of one config's runs (its "
             "trainer.default_root_dir, e.g. runs/fast), or a .ckpt path; or train first"
         )
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Attribute 'net' is an instance of `nn.Module`")
-        try:
-            model = ImageClassifier.load_from_checkpoint(path, map_location="cpu")
-        except Exception as err:  # torch and Lightning raise many kinds for a damaged or foreign file
-            raise CheckpointError(
-                f"cannot load {path} as a fashion-lightning checkpoint ({type(err).__name__}: {err})"
-            ) from None
+    try:
+        model = ImageClassifier.load_from_checkpoint(path, map_location="cpu")
+    except Exception as err:  # torch and Lightning raise many kinds for a damaged or foreign file
+        raise CheckpointError(
+            f"cannot load {path} as a fashion-lightning checkpoint ({type(err).__name__}: {err})"
+        ) from None
     return model.eval(), path

@@ -95,7 +95,7 @@ class PlainLoop:
         contract = self.dm.input_contract
         self.standardize = Standardize(contract.mean, contract.std).to(device)
         torch.manual_seed(0)
-        self.net = notes_net(contract).to(device, memory_format=torch.channels_last)
+        self.net = dropout_net(contract).to(device, memory_format=torch.channels_last)
         self.optimizer = torch.optim.SGD(self.net.parameters(), lr=args.lr, momentum=0.9)
         bf16 = args.precision == "bf16-mixed"  # as Lightning's bf16-mixed
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
@@ -155,7 +155,7 @@ def plain_and_lightning(args: argparse.Namespace, root: Path, device: torch.devi
     return b, c
 
 
-def notes_net(contract: InputContract) -> DropoutNet:
+def dropout_net(contract: InputContract) -> DropoutNet:
     return DropoutNet(contract.channels, contract.size, len(contract.classes))
 
 
@@ -164,7 +164,7 @@ class BareLightning(LightningModule):
 
     def __init__(self, lr: float, contract: InputContract) -> None:
         super().__init__()
-        self.net = notes_net(contract).to(memory_format=torch.channels_last)
+        self.net = dropout_net(contract).to(memory_format=torch.channels_last)
         self.standardize = Standardize(contract.mean, contract.std)
         self.lr = lr
 

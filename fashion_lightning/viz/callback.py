@@ -27,7 +27,7 @@ class PictureLogger(Callback):
       validation image, before ReLU, after ReLU and after 2x2 max-pooling;
     - after testing: the same three ``test/`` pictures.
 
-    Drawing takes about a second of matplotlib per validation on a small CPU, so it happens every
+    Drawing costs a noticeable share of a small net's epoch on a CPU, so it happens every
     ``every_n_epochs`` epochs and after the last validation of a fit. Only rank 0 draws; without a
     TensorBoard logger nothing is drawn. It reads its images (grayscale or RGB, any size) from
     ``trainer.datamodule``'s splits (``train_set``, ``val_set``, ``test_set``, each with
