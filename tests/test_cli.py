@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -15,7 +16,8 @@ import pytest
 import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tiny_idx import write_tiny_fashion_mnist
+from tiny_idx import write_tiny_fashion_mnist, write_tiny_idx
+from torchvision import datasets
 
 from fashion_lightning import models
 from fashion_lightning.cli import FashionLightningCLI, main
@@ -125,6 +127,19 @@ def test_fast_dev_run_of_each_config(config, net, tiny_data, tmp_path):
     run = cli("fit", config, tiny_data, tmp_path / "runs", "--trainer.fast_dev_run=true")
     assert isinstance(run.model.net, net)
     assert run.trainer.global_step == 1
+
+
+@pytest.mark.parametrize("data_set, name", [("mnist", "MNIST"), ("kmnist", "KMNIST")])
+def test_mnist_and_kmnist_train_from_their_configs(data_set, name, tmp_path, capsys):
+    write_tiny_idx(tmp_path / "data", name)
+    run = cli("fit", f"fast+{data_set}", tmp_path / "data", tmp_path / "runs", "--trainer.max_epochs=1")
+    assert run.trainer.global_step == 2  # 200 training images in batches of 128
+    checkpoint = torch.load(tmp_path / "runs/version_0/checkpoints/last.ckpt", weights_only=True)
+    contract = checkpoint["hyper_parameters"]["input_contract"]
+    assert contract["classes"] == tuple(getattr(datasets, name).classes) and contract["size"] == (28, 28)
+    cli("test", f"fast+{data_set}", tmp_path / "data", tmp_path / "runs", "--ckpt_path=best")
+    first_class = getattr(datasets, name).classes[0]
+    assert re.search(rf"Test Accuracy of +{first_class}:", capsys.readouterr().out)
 
 
 def test_fit_writes_best_and_last_checkpoints_and_config_under_the_run_folder(trained, tmp_path):

@@ -8,6 +8,7 @@ import csv
 import os
 import random
 import re
+import shutil
 import warnings
 from pathlib import Path
 
@@ -17,11 +18,13 @@ from PIL import Image, ImageDraw
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.data import DataLoader
 
-from fashion_lightning.cli import FashionLightningCLI
+from fashion_lightning.cli import FashionLightningCLI, main
 from fashion_lightning.data import DataError, ImageFolder, InputContract, LabelledImages
 from fashion_lightning.data.image_folder import ImageFiles, decode
 from fashion_lightning.data.photos import to_input
 from fashion_lightning.errors import ConfigError
+from fashion_lightning.export import main as export
+from fashion_lightning.models import ImageClassifier
 
 REPO = Path(__file__).resolve().parents[1]
 QUIET = [
@@ -380,7 +383,7 @@ def write_digits(folder: Path, rgb: bool) -> Path:
 
 
 @pytest.mark.parametrize("channels", [1, 3], ids=["grayscale-png", "rgb-jpeg"])
-def test_real_digits_trained_and_tested_from_the_cli(tmp_path, channels):
+def test_real_digits_trained_tested_predicted_and_exported_from_the_cli(tmp_path, channels):
     root = write_digits(tmp_path / "digits", rgb=channels == 3)
     args = [
         *("--config", str(REPO / "configs" / "fast.yaml")),
@@ -402,3 +405,41 @@ def test_real_digits_trained_and_tested_from_the_cli(tmp_path, channels):
     accuracy = run.trainer.callback_metrics["test/acc"].item()
     print(f"digits, {channels} channel(s): test accuracy {accuracy:.4f}")
     assert accuracy >= 0.95
+
+    # predict and export need the checkpoint alone: the data's folder and cache are gone
+    checkpoint = Path(run.config["test"]["ckpt_path"])
+    source = ImageFolder(str(root), size=16, channels=channels, cache_dir=str(tmp_path / "cache"))
+    photos = source.image_paths(train=False)[:40]
+    kept = tmp_path / "photos"
+    kept.mkdir()
+    for photo in photos:
+        (kept / f"{class_of(photo)}-{photo.name}").write_bytes(photo.read_bytes())
+    shutil.rmtree(root)
+    shutil.rmtree(tmp_path / "cache")
+    output = tmp_path / "predictions.csv"
+    main(
+        [
+            "predict",
+            f"--ckpt_path={checkpoint}",
+            f"--data.predict_images={kept}",
+            f"--predictions.output={output}",
+        ]
+    )
+    rows = list(csv.DictReader(output.open()))
+    right = sum(row["predicted"] == Path(row["path"]).name.split("-")[0] for row in rows)
+    assert len(rows) == 40 and right >= 36, f"{right} of 40 photos right"
+
+    model = ImageClassifier.load_from_checkpoint(checkpoint, map_location="cpu").eval()
+    images = run.datamodule.test_set.images[:64]
+    with torch.no_grad():
+        expected = model(images).softmax(dim=1)
+    pixels = images.float() / 255
+    export([f"--ckpt_path={checkpoint}", "--format=torchscript", f"--out={tmp_path / 'model.pt'}"])
+    torch.testing.assert_close(
+        torch.jit.load(str(tmp_path / "model.pt"))(pixels), expected, atol=1e-4, rtol=0
+    )
+    onnxruntime = pytest.importorskip("onnxruntime")
+    export([f"--ckpt_path={checkpoint}", "--format=onnx", f"--out={tmp_path / 'model.onnx'}"])
+    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    (probabilities,) = session.run(["probabilities"], {"images": pixels.numpy()})
+    torch.testing.assert_close(torch.from_numpy(probabilities), expected, atol=1e-4, rtol=0)
