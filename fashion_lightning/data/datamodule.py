@@ -19,6 +19,7 @@ from fashion_lightning.data.source import DataError, ImageSource, LabelledImages
 from fashion_lightning.errors import ConfigError
 
 STATS_SAMPLE = 10_000  # images of a streamed split that its mean and std are measured on
+STATS_CHUNK_PIXELS = 1 << 22
 
 
 class ImageDataModule(LightningDataModule):
@@ -147,8 +148,8 @@ class ImageDataModule(LightningDataModule):
         )
 
     def _stats_batches(self, train: LabelledImages):
-        if isinstance(train, LabelledImages):
-            return train.images.split(4096)
+        if isinstance(train, LabelledImages):  # in float64 a chunk at a time: a few million pixels
+            return train.images.split(max(1, STATS_CHUNK_PIXELS // train.images[0].numel()))
         # a streamed split: a seeded sample, read by the workers
         sample = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:STATS_SAMPLE]
         # the workers' seeds from a generator of its own: drawn from torch's global one, they would change

@@ -72,4 +72,7 @@ class ImageSource(ABC):
 
     @abstractmethod
     def load(self, train: bool) -> LabelledImages:
-        """The training split (``train=True``) or the test split."""
+        """The training split (``train=True``) or the test split. A split too large for memory may
+        instead be a torch ``Dataset`` of ``(uint8 image [C, H, W], label)`` with the same ``labels``,
+        ``classes``, ``image_shape``, ``subset`` and ``first`` (``image_folder.ImageFiles``): the data
+        module then streams it from disk."""
