@@ -1,0 +1,89 @@
+"""A search space in YAML: any key of the ``fit`` command, each with an Optuna distribution.
+
+model.scheduler.init_args.max_lr: {type: float, low: 0.02, high: 0.5, log: true}
+data.batch_size: {type: categorical, choices: [64, 128, 256]}
+model.net.init_args.depth: {type: int, low: 1, high: 2}
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from fashion_lightning.errors import ConfigError
+
+KINDS = {"float": FloatDistribution, "int": IntDistribution, "categorical": CategoricalDistribution}
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One key's values: Optuna's ``suggest_<kind>`` and its settings."""
+
+    kind: str
+    settings: dict[str, Any]
+
+    def suggest(self, trial: optuna.Trial, key: str) -> Any:
+        return getattr(trial, f"suggest_{self.kind}")(key, **self.settings)
+
+    def first(self) -> Any:
+        """A value of the kind the trials will give, to check the key with before any trial."""
+        if self.kind == "categorical":
+            return self.settings["choices"][0]
+        return float(self.settings["low"]) if self.kind == "float" else self.settings["low"]
+
+
+def read_space(path: str | Path) -> dict[str, Dimension]:
+    """The dimensions of a space file, by ``fit`` key; a mistake is a ``ConfigError`` naming the key."""
+    try:
+        content = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"cannot read the search space {path}: {' '.join(str(err).split())}") from None
+    if not isinstance(content, dict) or not content:
+        raise ConfigError(
+            f"the search space {path} must map fit keys to distributions, e.g. {__doc__.split()[0]}"
+        )
+    return {str(key): dimension(str(key), spec, path) for key, spec in content.items()}
+
+
+def dimension(key: str, spec: Any, path: str | Path) -> Dimension:
+    where = f"{path}: {key}"
+    if not isinstance(spec, Mapping) or spec.get("type") not in KINDS:
+        raise ConfigError(
+            f"{where} needs a type: float, int or categorical, as {{type: float, low: 0.01, high: 1}}"
+        )
+    kind, settings = spec["type"], {k: v for k, v in spec.items() if k != "type"}
+    if kind == "categorical":
+        choices = settings.get("choices")
+        if not isinstance(choices, list) or not choices or set(settings) != {"choices"}:
+            raise ConfigError(f"{where}: a categorical takes only a non-empty list, choices: [a, b]")
+        return Dimension(kind, settings)
+    allowed = {"low", "high", "log", "step"}
+    if not {"low", "high"} <= set(settings) <= allowed:
+        raise ConfigError(
+            f"{where}: a {kind} takes low and high, and optionally log or step; got {sorted(settings)}"
+        )
+    number, what = ((int,), "an int") if kind == "int" else ((int, float), "a number")
+    for bound in ("low", "high"):
+        if not isinstance(settings[bound], number) or isinstance(settings[bound], bool):
+            raise ConfigError(f"{where}: {bound} must be {what}, got {settings[bound]!r}")
+    if settings["low"] > settings["high"]:
+        raise ConfigError(f"{where}: low {settings['low']} is above high {settings['high']}")
+    if settings.get("log") and settings["low"] <= 0:
+        raise ConfigError(f"{where}: a log scale needs low above 0, got {settings['low']}")
+    try:
+        KINDS[kind](**settings)  # Optuna's own checks of the settings (a step that does not fit, ...)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{where}: {err}") from None
+    return Dimension(kind, settings)
+
+
+def as_arguments(params: Mapping[str, Any]) -> list[str]:
+    """A trial's values as ``fit`` arguments: ``--model.scheduler.init_args.max_lr=0.1``."""
+    return [f"--{key}={json.dumps(value)}" for key, value in params.items()]

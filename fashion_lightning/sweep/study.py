@@ -1,0 +1,159 @@
+"""An Optuna study whose trials are ordinary fits of this project, kept in a database so that several
+processes or machines share it and a killed worker's trial is tried again."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import random
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import optuna
+import yaml
+from lightning.pytorch import LightningModule, Trainer
+from optuna.pruners import HyperbandPruner, MedianPruner, NopPruner
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna_integration import PyTorchLightningPruningCallback
+from sqlalchemy.exc import SQLAlchemyError
+
+from fashion_lightning.cli import FashionLightningCLI
+from fashion_lightning.errors import ConfigError
+from fashion_lightning.graceful_stop import Stopped
+from fashion_lightning.models.classifier import NonFiniteLossError
+from fashion_lightning.sweep.space import Dimension, as_arguments
+
+PRUNERS = {
+    # a trial is stopped when its metric is worse than the median of the trials before it at that epoch,
+    # once two trials have finished and from the second epoch on
+    "median": lambda: MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+    "hyperband": HyperbandPruner,
+    "none": NopPruner,
+}
+STORAGE_ATTEMPTS = 5
+TRIAL_FILE = "trial.yaml"  # in each trial's run folder: its number, state, value and parameters
+
+
+def open_study(
+    storage: str, name: str, direction: str, pruner: str, heartbeat: int, seed: int | None
+) -> optuna.Study:
+    """The study in ``storage`` (any SQLAlchemy URL), made if new. Workers send a heartbeat; a trial
+    whose worker went silent for two heartbeats (killed, or its machine lost) is marked failed and
+    its parameters are tried again by the next worker to start a trial."""
+    # SQLite: a worker waits for another's write lock rather than failing at once
+    engine = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else {}
+    for attempt in range(STORAGE_ATTEMPTS):
+        try:
+            rdb = RDBStorage(
+                storage,
+                engine_kwargs=engine,
+                heartbeat_interval=heartbeat,
+                grace_period=2 * heartbeat,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
+            )
+            break
+        except SQLAlchemyError as err:  # workers starting together race to make the tables: try again
+            if attempt + 1 == STORAGE_ATTEMPTS:
+                raise ConfigError(f"--storage {storage}: {' '.join(str(err).split())[:300]}") from None
+            time.sleep(1 + random.random())
+        except (ImportError, ValueError) as err:  # no driver for the URL, or not a URL
+            raise ConfigError(f"--storage {storage}: {' '.join(str(err).split())[:300]}") from None
+    return optuna.create_study(
+        storage=rdb,
+        study_name=name,
+        direction=direction,
+        pruner=PRUNERS[pruner](),
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        load_if_exists=True,
+    )
+
+
+class PruneAndRecord(PyTorchLightningPruningCallback):
+    """Optuna's Lightning pruning callback, which also keeps the metric of every validation: a trial's
+    value is its best, as the best checkpoint's is."""
+
+    def __init__(self, trial: optuna.Trial, monitor: str) -> None:
+        super().__init__(trial, monitor)
+        self.values: list[float] = []
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if not trainer.sanity_checking and value is not None:
+            self.values.append(value.item())
+        super().on_validation_end(trainer, pl_module)
+
+
+class Objective:
+    """One trial: ``fashion-lightning fit`` with the configs, the fixed settings and the trial's values,
+    in ``<root>/trial_<number>/``; its value is the best of ``metric`` over its validations."""
+
+    def __init__(
+        self, configs: list[str], settings: list[str], space: Mapping[str, Dimension],
+        metric: str, maximize: bool, root: Path,
+    ) -> None:  # fmt: skip
+        self.configs, self.settings, self.space = configs, settings, space
+        self.metric, self.maximize, self.root = metric, maximize, root
+
+    def fit_args(self, params: Mapping, root: Path) -> list[str]:
+        configs = [arg for config in self.configs for arg in ("--config", config)]
+        return ["fit", *configs, *self.settings, *as_arguments(params), f"--trainer.default_root_dir={root}"]
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        params = {key: dimension.suggest(trial, key) for key, dimension in self.space.items()}
+        folder = self.root / f"trial_{trial.number}"
+        trial.set_user_attr("run_folder", str(folder / "version_0"))
+        pruning = PruneAndRecord(trial, self.metric)
+        try:
+            FashionLightningCLI(args=self.fit_args(params, folder), trainer_defaults={"callbacks": [pruning]})
+        except optuna.TrialPruned as pruned:
+            record(folder, trial.number, "pruned", params, pruning.values, str(pruned))
+            raise
+        except NonFiniteLossError as err:  # a rate too high for the net: as unpromising as it gets
+            record(folder, trial.number, "pruned", params, pruning.values, f"diverged: {err}")
+            raise optuna.TrialPruned(f"diverged: {err}") from None
+        except Stopped as stop:  # Ctrl+C or SIGTERM (a pre-empted job): its values wait for the next run
+            trial.study.enqueue_trial(params, skip_if_exists=False)
+            record(folder, trial.number, "stopped", params, pruning.values, f"{stop}; queued again")
+            raise
+        if not pruning.values:
+            raise ConfigError(f"the trial logged no {self.metric}: is trainer.check_val_every_n_epoch set?")
+        value = max(pruning.values) if self.maximize else min(pruning.values)
+        record(folder, trial.number, "complete", params, pruning.values)
+        return value
+
+    def check(self, params: Mapping, scratch: Path) -> None:
+        """Before any trial: the keys and values parse as ``fit`` arguments, and one step of a fit
+        (``fast_dev_run``) logs the metric. A mistake is a ``ConfigError`` with the parser's words."""
+        args = self.fit_args(params, scratch)
+        errors = io.StringIO()
+        with contextlib.redirect_stderr(errors), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                FashionLightningCLI(args=[*args, "--print_config"])
+            except SystemExit as exit_:
+                if exit_.code:
+                    said = errors.getvalue()
+                    reason = said[said.rfind("error:") + len("error:") :] if "error:" in said else said
+                    raise ConfigError(
+                        f"the search space does not fit the fit command: {' '.join(reason.split())}"
+                    ) from None
+        quiet = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+        run = FashionLightningCLI(
+            args=[*args, "--trainer.fast_dev_run=true", "--pictures.every_n_epochs=0", *quiet]
+        )
+        logged = sorted(run.trainer.callback_metrics)
+        if self.metric not in logged:
+            raise ConfigError(f"--metric {self.metric} is never logged; choose one of {', '.join(logged)}")
+
+
+def record(
+    folder: Path, number: int, state: str, params: Mapping, values: list[float], why: str = ""
+) -> None:
+    """``trial.yaml`` in the trial's run folder, so that the folder says what became of the trial."""
+    runs = sorted(folder.glob("version_*"))
+    target = runs[-1] if runs else folder
+    target.mkdir(parents=True, exist_ok=True)
+    content = {"trial": number, "state": state, "params": dict(params), "metric_per_validation": values}
+    if why:
+        content["why"] = why
+    (target / TRIAL_FILE).write_text(yaml.safe_dump(content, sort_keys=False))

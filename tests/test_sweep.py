@@ -1,0 +1,252 @@
+"""fashion-lightning-sweep on tiny data: real trials (fits), pruning, kill -9 and resume, two workers on
+SQLite and on a PostgreSQL server the tests start, the report, and bad search spaces."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+optuna = pytest.importorskip("optuna", reason="the sweep extra is not installed: pip install -e '.[sweep]'")
+
+from optuna.storages import RetryHeartbeatStaleTrialCallback  # noqa: E402
+from optuna.trial import TrialState  # noqa: E402
+
+from fashion_lightning.cli import FashionLightningCLI  # noqa: E402
+from fashion_lightning.sweep.cli import main as sweep  # noqa: E402
+from fashion_lightning.sweep.space import Dimension  # noqa: E402
+from fashion_lightning.sweep.study import Objective, open_study  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = str(REPO / "configs/fast.yaml")
+SWEEP = str(Path(sys.executable).parent / "fashion-lightning-sweep")
+QUIET = [
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "pictures.every_n_epochs=0",
+]
+SPACE = {
+    "model.scheduler.init_args.max_lr": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
+    "data.batch_size": {"type": "categorical", "choices": [20, 40]},
+}
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def settings(data: Path, epochs: int = 2) -> list[str]:
+    fixed = [f"data.source.root={data}", "data.source.download=false", "data.val_size=40"]
+    return [*fixed, f"trainer.max_epochs={epochs}", *QUIET]
+
+
+def command(data: Path, root: Path, space: Path, *extra: str, epochs: int = 2) -> list[str]:
+    sets = [arg for setting in settings(data, epochs) for arg in ("--set", setting)]
+    return ["--config", FAST, "--space", str(space), "--root", str(root), *sets, *extra]
+
+
+@pytest.fixture
+def space(tmp_path) -> Path:
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(SPACE))
+    return path
+
+
+def load(storage: str, name: str = "space") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def test_a_sweep_runs_its_trials_and_reports(tiny_data, tmp_path, space, capsys):
+    root = tmp_path / "sweep"
+    sweep(command(tiny_data, root, space, "--trials=3", "--seed=0"))
+    out = capsys.readouterr().out
+    study = load(f"sqlite:///{root / 'study.db'}")
+    assert len(study.get_trials(states=FINISHED)) == 3
+    for trial in study.trials:
+        run = Path(trial.user_attrs["run_folder"])
+        assert run == root / f"trial_{trial.number}" / "version_0"
+        assert (run / "config.yaml").is_file() and list(run.glob("events.out.tfevents.*"))
+        assert (run / "checkpoints" / "last.ckpt").is_file(), "each trial is an ordinary run"
+        assert yaml.safe_load((run / "trial.yaml").read_text())["state"] == trial.state.name.lower()
+    assert (
+        "| trial | state | val/acc | data.batch_size | model.scheduler.init_args.max_lr | run folder |" in out
+    )
+    for picture in ("optimization_history.png", "param_importances.png"):
+        assert (root / picture).stat().st_size > 10_000, picture
+
+    # the best trial's config, as fit takes it, trains that trial again to its value
+    best = yaml.safe_load((root / "best.yaml").read_text())
+    assert best["data"]["batch_size"] == study.best_params["data.batch_size"]
+    again = FashionLightningCLI(args=["fit", "--config", str(root / "best.yaml")])
+    assert again.trainer.callback_metrics["val/acc_best"].item() == pytest.approx(study.best_value, abs=1e-6)
+    assert (root / "best" / "version_0").is_dir()
+
+    # the same command with the study done runs nothing more; --report only reports
+    sweep(command(tiny_data, root, space, "--trials=3"))
+    sweep(command(tiny_data, root, space, "--report"))
+    assert len(load(f"sqlite:///{root / 'study.db'}").trials) == 3
+
+
+def test_an_unpromising_trial_is_pruned_and_its_run_folder_says_so(tiny_data, tmp_path):
+    """Two trials at a good peak rate, then one at a rate that learns nothing: the median pruner stops
+    it at its second validation."""
+    study = open_study(f"sqlite:///{tmp_path / 'study.db'}", "pruning", "maximize", "median", 30, seed=0)
+    key = "model.scheduler.init_args.max_lr"
+    for rate in (0.1, 0.1, 1e-7):
+        study.enqueue_trial({key: rate})
+    space = {key: Dimension("float", {"low": 1e-8, "high": 1.0, "log": True})}
+    fixed = [f"--{setting}" for setting in settings(tiny_data, epochs=4)] + ["--data.batch_size=20"]
+    study.optimize(Objective([FAST], fixed, space, "val/acc", True, tmp_path / "sweep"), n_trials=3)
+    assert [trial.state for trial in study.trials] == [
+        TrialState.COMPLETE,
+        TrialState.COMPLETE,
+        TrialState.PRUNED,
+    ]
+    said = yaml.safe_load((tmp_path / "sweep/trial_2/version_0/trial.yaml").read_text())
+    assert said["state"] == "pruned" and "pruned at epoch 1" in said["why"]
+    assert len(said["metric_per_validation"]) == 2, "stopped after its second validation, not at the end"
+
+
+def test_kill_9_then_the_same_command_goes_on_to_n_trials(tiny_data, tmp_path, space):
+    root = tmp_path / "sweep"
+    args = [SWEEP, *command(tiny_data, root, space, "--trials=3", "--heartbeat=1", epochs=3)]
+    worker = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (root / "trial_1" / "version_0").is_dir() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        worker.send_signal(signal.SIGKILL)  # mid-trial: no handler runs, the trial stays "running"
+        worker.wait()
+    time.sleep(3)  # two heartbeats of silence: the killed trial is stale
+    done = subprocess.run(args, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    study = load(f"sqlite:///{root / 'study.db'}")
+    assert len(study.get_trials(states=FINISHED)) == 3
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert [trial.number for trial in failed] == [1], "the killed trial, marked failed"
+    retried = [t for t in study.trials if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == 1]
+    assert len(retried) == 1 and retried[0].params == failed[0].params and retried[0].state in FINISHED
+
+
+def test_sigterm_stops_the_sweep_in_one_line_and_its_trial_runs_again(tiny_data, tmp_path, space):
+    """A pre-empted job: the trial stops after its step, and the next run takes up its values."""
+    root = tmp_path / "sweep"
+    args = [SWEEP, *command(tiny_data, root, space, "--trials=3", epochs=8)]
+    worker = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    training = root / "trial_1" / "version_0" / "checkpoints" / "last.ckpt"  # its first epoch is done
+    while not training.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.send_signal(signal.SIGTERM)
+    _, stderr = worker.communicate(timeout=120)
+    assert worker.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert "the same command goes on with that trial's values" in stderr and "Traceback" not in stderr
+    said = yaml.safe_load((root / "trial_1/version_0/trial.yaml").read_text())
+    assert said["state"] == "stopped"
+    done = subprocess.run(args, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    study = load(f"sqlite:///{root / 'study.db'}")
+    assert len(study.get_trials(states=FINISHED)) == 3
+    again = [trial for trial in study.get_trials(states=FINISHED) if trial.params == said["params"]]
+    assert len(again) == 1 and again[0].number > 1
+
+
+def run_two_workers(tiny_data: Path, root: Path, space: Path, storage: str) -> optuna.Study:
+    args = [SWEEP, *command(tiny_data, root, space, "--trials=4", f"--storage={storage}")]
+    workers = [
+        subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    for worker in workers:
+        _, stderr = worker.communicate(timeout=600)
+        assert worker.returncode == 0, stderr[-2000:]
+    study = load(storage)
+    numbers = [trial.number for trial in study.trials]
+    assert len(numbers) == len(set(numbers)) and len(study.get_trials(states=FINISHED)) >= 4
+    folders = sorted(p.name for p in root.glob("trial_*"))
+    assert folders == sorted(f"trial_{n}" for n in numbers), "one run folder per trial, none run twice"
+    assert all(len(list((root / f).glob("version_*"))) == 1 for f in folders)
+    return study
+
+
+def test_two_workers_share_a_sqlite_study_and_run_no_trial_twice(tiny_data, tmp_path, space):
+    root = tmp_path / "sweep"
+    run_two_workers(tiny_data, root, space, f"sqlite:///{root / 'study.db'}")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def postgresql() -> str:
+    """A PostgreSQL server of the test's own on 127.0.0.1, with a database ``sweeps``. Skipped, saying
+    why, where no server is installed; ``.ci/run`` installs one and sets FASHION_LIGHTNING_NEEDS_POSTGRESQL,
+    which turns the skip into a failure."""
+    servers = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    if not servers:
+        message = "no PostgreSQL server: apt-get install postgresql (.ci/run does)"
+        if os.environ.get("FASHION_LIGHTNING_NEEDS_POSTGRESQL"):
+            pytest.fail(message)
+        pytest.skip(message)
+    bin_dir = servers[-1].parent
+    folder = Path(tempfile.mkdtemp(prefix="postgres-"))  # outside pytest's root-only folder
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_postgres:
+        shutil.chown(folder, "postgres")
+    port = _free_port()
+    initdb = [str(bin_dir / "initdb"), "-D", f"{folder}/data", "--auth=trust", "-U", "postgres"]
+    subprocess.run([*as_postgres, *initdb], check=True, capture_output=True)
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
+    pg_ctl = [*as_postgres, str(bin_dir / "pg_ctl"), "-D", f"{folder}/data", "-l", f"{folder}/log"]
+    subprocess.run([*pg_ctl, "-o", options, "-w", "start"], check=True, capture_output=True)
+    try:
+        createdb = [str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "sweeps"]
+        subprocess.run(createdb, check=True, capture_output=True)
+        yield f"postgresql://postgres@127.0.0.1:{port}/sweeps"
+    finally:
+        subprocess.run([*pg_ctl, "-m", "fast", "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_two_workers_share_a_postgresql_study_and_run_no_trial_twice(tiny_data, tmp_path, space, postgresql):
+    study = run_two_workers(tiny_data, tmp_path / "sweep", space, postgresql)
+    assert study.best_value > 0
+
+
+@pytest.mark.parametrize(
+    ("space_text", "extra", "message"),
+    [
+        ("model.no_such_key: {type: float, low: 0, high: 1}", [], "does not fit the fit command"),
+        ("model.label_smoothing: {type: float, low: 0.3, high: 0.1}", [], "low 0.3 is above high 0.1"),
+        ("model.label_smoothing: {type: float, low: abc, high: 0.1}", [], "low must be a number, got 'abc'"),
+        ("data.batch_size: {type: float, low: 16, high: 64}", [], 'Parser key "data.batch_size"'),
+        ("model.label_smoothing: {type: normal, mean: 0}", [], "needs a type: float, int or categorical"),
+        ("data.batch_size: {type: categorical, choices: 64}", [], "a categorical takes only a non-empty"),
+        ("model.label_smoothing: {type: float, low: 0, high: 0.2}", ["--metric=val/nothing"],
+         "--metric val/nothing is never logged"),
+        ("[not, a, mapping]", [], "must map fit keys to distributions"),
+    ],
+    ids=["unknown key", "low above high", "not a number", "wrong type", "unknown type", "no choices",
+         "metric", "not a mapping"],
+)  # fmt: skip
+def test_bad_search_spaces_get_one_line_before_any_trial(
+    space_text, extra, message, tiny_data, tmp_path, capsys
+):
+    space = tmp_path / "space.yaml"
+    space.write_text(space_text)
+    root = tmp_path / "sweep"
+    with pytest.raises(SystemExit) as exit_info:
+        sweep(command(tiny_data, root, space, "--trials=2", *extra))
+    said = str(exit_info.value)
+    assert said.startswith("error: ") and message in said, said
+    assert "Traceback" not in capsys.readouterr().err
+    assert not list(root.glob("trial_*")), "no trial started"
