@@ -16,7 +16,7 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -e '.[dev,export]'
+	$(BIN)/pip install -e '.[dev,export,sweep]'
 	touch $@
 
 data: setup

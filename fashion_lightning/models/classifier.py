@@ -209,8 +209,13 @@ class ImageClassifier(LightningModule):
         best = self.val_acc_best.compute()
         self._log_computed({"val/acc_best": best, "hp_metric": best})
         if self.current_epoch == 0 and isinstance(self.logger, TensorBoardLogger):
-            # list the run in TensorBoard's HParams tab against a real metric (Lightning's default is -1)
-            self.logger.log_hyperparams(self.hparams, {"hp_metric": best})
+            # list the run in TensorBoard's HParams tab against a real metric (Lightning's default is -1),
+            # with the model's and the data's settings named as the CLI names them (model/..., data/...)
+            settings = {
+                "model": dict(self.hparams),
+                "data": dict(getattr(self.trainer.datamodule, "hparams", {})),
+            }
+            self.logger.log_hyperparams(settings, {"hp_metric": best})
 
     def test_step(self, batch, batch_idx: int) -> None:
         self._update_stage(batch, self.test_loss, self.test_metrics)
