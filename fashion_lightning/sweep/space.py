@@ -1,8 +1,9 @@
-"""A search space in YAML: any key of the ``fit`` command, each with an Optuna distribution.
+"""A search space in YAML: any key of the ``fit`` command, each with an Optuna distribution, as in
+``configs/sweeps/fast.yaml``::
 
-model.scheduler.init_args.max_lr: {type: float, low: 0.02, high: 0.5, log: true}
-data.batch_size: {type: categorical, choices: [64, 128, 256]}
-model.net.init_args.depth: {type: int, low: 1, high: 2}
+    model.scheduler.init_args.max_lr: {type: float, low: 0.02, high: 0.5, log: true}
+    data.batch_size: {type: categorical, choices: [64, 128, 256]}
+    model.net.init_args.depth: {type: int, low: 1, high: 2}
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def read_space(path: str | Path) -> dict[str, Dimension]:
         raise ConfigError(f"cannot read the search space {path}: {' '.join(str(err).split())}") from None
     if not isinstance(content, dict) or not content:
         raise ConfigError(
-            f"the search space {path} must map fit keys to distributions, e.g. {__doc__.split()[0]}"
+            f"the search space {path} must map fit keys to distributions, one a line, as "
+            "model.label_smoothing: {type: float, low: 0.0, high: 0.2}"
         )
     return {str(key): dimension(str(key), spec, path) for key, spec in content.items()}
 
