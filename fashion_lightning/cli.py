@@ -139,11 +139,18 @@ class FashionLightningCLI(LightningCLI):
             kwargs["logger"] = False if self.subcommand == "predict" else self._run_logger()
         if not trainer_config.get("plugins"):
             kwargs["plugins"] = [AtomicCheckpointIO()]
+        checkpointing = trainer_config.get("enable_checkpointing") is not False
+        if not checkpointing:
+            # Lightning refuses ModelCheckpoint callbacks with checkpointing off, and the CLI always makes
+            # its two: they are taken out below instead
+            kwargs["enable_checkpointing"] = True
         trainer = super().instantiate_trainer(**kwargs)
-        if self.subcommand not in ("predict", None):
-            # Lightning calls every callback at each of a step's hooks, a cost per step whether used or
-            # not; the CSV writer has nothing to do outside predict
-            trainer.callbacks[:] = [c for c in trainer.callbacks if not isinstance(c, PredictionWriter)]
+        unused = (PredictionWriter,) if self.subcommand not in ("predict", None) else ()
+        if not checkpointing:
+            unused += (ModelCheckpoint,)
+        # Lightning calls every callback at each of a step's hooks, a cost per step whether used or not;
+        # the CSV writer has nothing to do outside predict
+        trainer.callbacks[:] = [c for c in trainer.callbacks if not isinstance(c, unused)]
         return trainer
 
     def _run_logger(self) -> TensorBoardLogger:

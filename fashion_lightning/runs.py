@@ -22,11 +22,12 @@ class CheckpointError(RuntimeError):
     """A checkpoint that was asked for cannot be found or read; the message says what to do."""
 
 
-def latest_last_checkpoint(root: str | Path) -> Path | None:
-    """The most recently written ``last.ckpt`` of any run under ``root``."""
-    root = Path(root)
-    found = [*root.glob(f"*/{CHECKPOINTS}/{LAST}"), *root.glob(f"{CHECKPOINTS}/{LAST}")]
-    return max(found, key=lambda p: p.stat().st_mtime, default=None)
+def latest_checkpoint(root: str | Path) -> Path | None:
+    """The most recently written checkpoint of any run under ``root``, at any depth (another logger
+    nests its runs deeper). It is ``last.ckpt``, rewritten after every validation, unless that one
+    could never be written (a full disk): then the run's newest checkpoint still resumes it."""
+    found = [path for path in Path(root).rglob("*.ckpt") if path.parent.name == CHECKPOINTS]
+    return max(found, key=lambda path: path.stat().st_mtime, default=None)
 
 
 def best_checkpoint(last: Path) -> Path:
@@ -62,9 +63,11 @@ def resolve_checkpoint(ckpt_path: str, root: str | Path) -> Path | None:
                 f"or 'last'/'best' for the latest run under {root}"
             )
         return path
-    last = latest_last_checkpoint(root)
+    last = latest_checkpoint(root)
     if last is None:
         return None
+    if last.name != LAST:
+        print(f"--ckpt_path {ckpt_path}: {last.parent} has no {LAST} (was the disk full?); using {last.name}")
     return last if ckpt_path == "last" else best_checkpoint(last)
 
 

@@ -169,7 +169,7 @@ def test_tensorboard_events_hold_per_class_curves_and_the_confusion_matrix(train
     ):
         assert stage_metric in tags
     for name in CLASSES:
-        assert {f"val/acc/{name}", f"val/precision/{name}", f"val/f1/{name}"} <= tags
+        assert {f"val/class_acc/{name}", f"val/class_precision/{name}", f"val/class_f1/{name}"} <= tags
     assert [e.step for e in events.Scalars("val/acc")] == [9, 19]
     assert "val/confusion_matrix" in events.Tags()["images"]
     best = [e.value for e in events.Scalars("val/acc_best")]
@@ -205,7 +205,7 @@ def test_tensorboard_server_serves_the_per_class_curves(trained):
     finally:
         server.terminate()
         server.wait(timeout=30)
-    assert {"val/acc/Shirt", "val/f1/Ankle boot", "train/loss"} <= set(runs["version_0"])
+    assert {"val/class_acc/Shirt", "val/class_f1/Ankle boot", "train/loss"} <= set(runs["version_0"])
 
 
 def test_test_with_best_checkpoint_prints_the_notes_table_for_the_checkpoints_net(trained, tmp_path, capsys):

@@ -8,10 +8,21 @@ picture to the model's size (``InputContract.photos``):
 - ``object``: as Fashion-MNIST was made from product photos (Xiao et al., 2017): negate a light
   background so the object is light on black, trim the edges of the background's colour, scale the
   longest side to fit and centre the result on a black canvas.
+
+A file that cannot be used is refused with the reason (``ValueError``), so that a folder's other images
+are still read: empty, truncated or damaged, not an image, or over Pillow's decompression-bomb limit
+(``Image.MAX_IMAGE_PIXELS``, checked before anything is decoded). A truncated file is refused, not
+padded (Pillow's ``LOAD_TRUNCATED_IMAGES`` is left as it is): a part-grey picture would get a confident
+wrong label. A large image is shrunk as it is decoded (``DECODE_SIDE``), so memory stays bounded.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import stat
+import struct
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,37 +34,109 @@ from fashion_lightning.data.contract import InputContract, PhotoFit
 
 TRIM_THRESHOLD = 24  # grey levels away from the background that count as the object
 MODES = {1: "L", 3: "RGB"}
+# pixels: an image larger on its shorter side is shrunk by a whole factor, to no less, before it is
+# converted, so that memory does not grow with the file's pixels; still 4x an input of up to 256 pixels
+DECODE_SIDE = 1024
+SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
+TO_8_BITS = [round(level / 257) for level in range(65536)]  # the full 16-bit range onto 0..255
+# what Pillow raises on a file it cannot decode; anything else is a bug, not a bad file
+BAD_FILE = (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError)
 
 
 def find_images(paths: Iterable[str | Path]) -> list[Path]:
     """The files named, and the files inside the folders named (sorted, hidden files left out)."""
+    return _walk(paths)[0]
+
+
+def _walk(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """``find_images``, and what in the folders was left out with the reason: links to folders (not
+    followed: one may loop, ``a/b -> a``, or lead out of the folder) and folders that cannot be listed.
+    Every other entry is kept, dangling links and special files too, so that reading it says why not."""
     found: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
+
+    def unlisted(err: OSError) -> None:
+        skipped.append((Path(err.filename), f"a folder that cannot be listed ({err.strerror})"))
+
     for path in map(Path, paths):
         if path.is_dir():
-            found += sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
+            files = []
+            for folder, folders, names in os.walk(path, onerror=unlisted):
+                visible = [Path(folder, name) for name in folders if not name.startswith(".")]
+                folders[:] = [sub.name for sub in visible if not sub.is_symlink()]
+                skipped += [(sub, "a link to a folder, not followed") for sub in visible if sub.is_symlink()]
+                files += [Path(folder, name) for name in names if not name.startswith(".")]
+            found += sorted(files)
         elif path.is_file():
             found.append(path)
         else:
             raise FileNotFoundError(f"{path} is neither an image file nor a folder")
-    return found
+    return found, sorted(skipped)
 
 
 def read_image(path: Path, channels: int) -> Image.Image:
     """The image in ``path``, turned by its EXIF orientation, as grayscale (1 channel) or RGB (3);
-    transparent parts become white (a product photo's background). Raises ``ValueError`` saying why
-    the file cannot be used."""
+    transparent parts become white (a product photo's background), 16-bit levels are scaled to 8 bits,
+    a multi-frame file gives its first frame. Raises ``ValueError`` saying why the file cannot be used."""
+    _check_file(path)
     try:
-        with Image.open(path) as opened:
-            opened.load()
-            image = ImageOps.exif_transpose(opened).convert("RGBA")
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as err:
-        raise ValueError(f"not a readable image ({err.__class__.__name__}: {err})") from None
-    white = Image.new("RGBA", image.size, "white")
-    return Image.alpha_composite(white, image).convert(MODES[channels])
+        with _open(path) as opened:
+            image = _decoded(opened)
+    except BAD_FILE as err:
+        raise ValueError(_why_unreadable(err)) from None
+    if image.mode in SIXTEEN_BIT:
+        image = image.convert("I").point(TO_8_BITS, "L")
+    if image.has_transparency_data:
+        image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
+    mode = MODES[channels]
+    return image if image.mode == mode else image.convert("RGB").convert(mode)  # colours as RGB sees them
+
+
+def _check_file(path: Path) -> None:
+    """Raises ``ValueError`` for what is no image file before opening it: opening a FIFO would wait."""
+    try:
+        status = path.stat()
+    except OSError as err:
+        link = f" (a symlink to {os.readlink(path)})" if path.is_symlink() else ""
+        raise ValueError(f"cannot be opened: {err.strerror}{link}") from None
+    if not stat.S_ISREG(status.st_mode):
+        raise ValueError("not a regular file")
+    if status.st_size == 0:
+        raise ValueError("an empty file (0 bytes)")
+
+
+def _open(path: Path) -> Image.Image:
+    """Pillow's lazy image of ``path``, refused past the decompression-bomb limit: Pillow only warns
+    up to twice that, and such a file would be decoded whole before it could be reduced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            return Image.open(path)
+        except Image.DecompressionBombWarning as warning:
+            raise Image.DecompressionBombError(str(warning)) from None
+
+
+def _decoded(opened: Image.Image) -> Image.Image:
+    """The first frame, upright, shrunk by a whole factor if it is over ``DECODE_SIDE`` twice on its
+    shorter side: a JPEG as it is decoded (1/2, 1/4 or 1/8, ``draft``), anything else once it is."""
+    opened.draft(None, (DECODE_SIDE, DECODE_SIDE))
+    opened.load()
+    ImageOps.exif_transpose(opened, in_place=True)  # before ``reduce``, whose copy loses a TIFF's tags
+    factor = min(opened.size) // DECODE_SIDE
+    return opened.reduce(factor) if factor > 1 else opened.copy()
+
+
+def _why_unreadable(err: Exception) -> str:
+    """One line on why Pillow could not decode a file."""
+    if isinstance(err, Image.DecompressionBombError):
+        pixels = re.search(r"\((\d+) pixels\)", str(err))  # the count is only in Pillow's message
+        size = f"{int(pixels[1]):,} pixels" if pixels else "too many pixels"
+        return f"{size}, over Pillow's decompression-bomb limit of {Image.MAX_IMAGE_PIXELS:,}"
+    if isinstance(err, UnidentifiedImageError):
+        return "not an image (no format Pillow reads)"
+    if isinstance(err, OSError) and err.errno is not None:
+        return f"cannot be read: {err.strerror}"
+    return f"truncated or damaged image data ({err.__class__.__name__}: {err})"
 
 
 def fit_image(image: Image.Image, size: tuple[int, int], how: PhotoFit) -> Image.Image:
@@ -95,12 +178,13 @@ def load_photos(
 ) -> tuple[torch.Tensor, list[Path], list[tuple[Path, str]]]:
     """``[N, C, H, W]`` uint8 inputs from files and folders, the files they came from, and the files
     skipped with the reason (unreadable, or not an image)."""
-    images, used, skipped = [], [], []
-    for path in find_images(paths):
+    found, skipped = _walk(paths)
+    images, used = [], []
+    for path in found:
         try:
             images.append(to_input(path, contract))
             used.append(path)
         except ValueError as err:
             skipped.append((path, str(err)))
     stacked = torch.stack(images) if images else torch.empty(0, *contract.shape, dtype=torch.uint8)
-    return stacked, used, skipped
+    return stacked, used, sorted(skipped)

@@ -19,11 +19,14 @@ CONFUSION_MATRIX = "confusion_matrix"
 
 
 def stage_metrics(class_names: Sequence[str], stage: str) -> MetricCollection:
-    """``{stage}/acc``, ``{stage}/f1`` (macro), ``{stage}/acc|precision|f1/<class>`` and the confusion matrix.
+    """``{stage}/acc``, ``{stage}/f1`` (macro), ``{stage}/class_acc|class_precision|class_f1/<class>``
+    and the confusion matrix.
 
     Per-class accuracy is recall: the share of a class's images that were given that class, as in
-    the notes' table. Compute groups are off: with ClasswiseWrapper they warn on every epoch, and
-    the separate updates cost little next to the forward pass.
+    the notes' table. A per-class name never extends an overall one (``val/acc/Shirt`` would need
+    ``val/acc`` to be a folder in loggers that store a metric per file, as MLflow's file store).
+    Compute groups are off: with ClasswiseWrapper they warn on every epoch, and the separate updates
+    cost little next to the forward pass.
     """
     n, labels = len(class_names), list(class_names)
 
@@ -34,9 +37,9 @@ def stage_metrics(class_names: Sequence[str], stage: str) -> MetricCollection:
         {
             "acc": MulticlassAccuracy(n, average="micro"),
             "f1": MulticlassF1Score(n, average="macro"),
-            "acc_per_class": per_class(MulticlassRecall, "acc"),
-            "precision_per_class": per_class(MulticlassPrecision, "precision"),
-            "f1_per_class": per_class(MulticlassF1Score, "f1"),
+            "acc_per_class": per_class(MulticlassRecall, "class_acc"),
+            "precision_per_class": per_class(MulticlassPrecision, "class_precision"),
+            "f1_per_class": per_class(MulticlassF1Score, "class_f1"),
             CONFUSION_MATRIX: MulticlassConfusionMatrix(n),
         },
         prefix=f"{stage}/",

@@ -28,6 +28,6 @@ class Standardize(nn.Module):
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if images.dtype == torch.uint8:
-            return images.float().div_(255).sub_(self.mean).div_(self.std)  # a fresh tensor: in place is safe
+        if images.dtype == torch.uint8:  # in the model's own precision (float32, or bf16/64 with "-true")
+            return images.to(self.mean.dtype).div_(255).sub_(self.mean).div_(self.std)  # a fresh tensor
         return (images - self.mean) / self.std
