@@ -1,8 +1,12 @@
-"""Files written so that a crash can never leave half of one: checkpoints, and predict's CSV."""
+"""Files written so that a crash, a power cut or a full disk never leaves half of one: checkpoints, and
+predict's CSV. The stores people trust most promise the same: a write lands whole or not at all, and
+once it is acknowledged it survives a power cut."""
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,19 +14,70 @@ from typing import Any
 
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(RuntimeError):
+    """A write failed for lack of space; the message names the folder, the space free and needed."""
+
+
+def explained(err: OSError, path: str | Path | None) -> Exception:
+    """A full disk as a ``DiskFullError`` that says where and how much; any other error as it is."""
+    return disk_full(err, err.filename or path) if err.errno in DISK_FULL else err
+
+
+def disk_full(err: OSError, path: str | Path | None, needed: int | None = None) -> DiskFullError:
+    folder = Path(path).parent if path else Path.cwd()
+    free = shutil.disk_usage(folder).free if folder.exists() else 0
+    need = f", about {_size(needed)} needed" if needed else ""
+    name = Path(path).name if path else "a file"
+    return DiskFullError(
+        f"no space left in {folder} to write {name} ({_size(free)} free{need}; {os.strerror(err.errno)}): "
+        "free some space there and run the command again (a fit goes on with --ckpt_path last)"
+    )
+
+
+def _size(count: int) -> str:
+    return f"{count / 2**20:.1f} MB" if count >= 2**20 else f"{count // 1024} KB"
+
 
 @contextmanager
 def replaced_whole(path: Path) -> Iterator[Path]:
-    """Yields a path beside ``path`` to write to; on success it is renamed to ``path`` (an atomic
-    step on one file system), so a reader or a resumed run sees the old file or the new one."""
+    """Yields a path beside ``path`` to write to. On success the file's bytes are flushed to disk, it is
+    renamed to ``path`` (one atomic step on one file system) and the rename is flushed too, so a reader
+    or a resumed run sees the old file or the new one, also after a power cut. On failure the partial
+    file is removed; a full disk is a ``DiskFullError``."""
     partial = path.with_name(f".{path.name}.partial")
-    yield partial
-    os.replace(partial, path)
+    try:
+        yield partial
+        _flush(partial)
+        os.replace(partial, path)
+        _flush(path.parent)
+    except BaseException as err:
+        partial.unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno in DISK_FULL:
+            raise disk_full(err, path, needed=path.stat().st_size if path.exists() else None) from None
+        raise
+
+
+def write_whole(path: Path, content: bytes) -> None:
+    with replaced_whole(path) as partial:
+        partial.write_bytes(content)
+
+
+def _flush(path: Path) -> None:
+    """fsync a file's bytes, or a folder's entries."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Checkpoints written with ``replaced_whole``: a process killed while saving leaves the previous
-    ``last.ckpt`` whole. Paths with a scheme (``s3://``, ...) are left to fsspec, as Lightning does."""
+    """Checkpoints written with ``replaced_whole``: a process killed, a machine losing power or a disk
+    filling up while saving leaves the previous ``last.ckpt`` whole. Paths with a scheme (``s3://``,
+    ...) are left to fsspec, as Lightning does."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         if "://" in str(path):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -12,13 +15,15 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from fashion_lightning.checkpoint_io import AtomicCheckpointIO
+from fashion_lightning.checkpoint_io import AtomicCheckpointIO, DiskFullError, explained
+from fashion_lightning.config_files import check_syntax, config_files, name_the_file
 from fashion_lightning.data import DataError, ImageDataModule
 from fashion_lightning.errors import ConfigError, exit_with
 from fashion_lightning.graceful_stop import GracefulStop, Stopped
 from fashion_lightning.models import ImageClassifier
 from fashion_lightning.models.classifier import NonFiniteLossError
 from fashion_lightning.predictions import PredictionWriter
+from fashion_lightning.run_lock import RunLock, RunLockedError
 from fashion_lightning.runs import (
     CheckpointError,
     claim_run_folder,
@@ -80,7 +85,16 @@ class FashionLightningCLI(LightningCLI):
         parser.add_lightning_class_args(PredictionWriter, "predictions")
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
-        super().parse_arguments(parser, args)
+        files = config_files(sys.argv[1:] if args is None else args)
+        check_syntax(files)
+        said = io.StringIO()  # the parser's own words, to name the config file they are about
+        try:
+            with contextlib.redirect_stderr(said):
+                super().parse_arguments(parser, args)
+        except SystemExit as exit_:
+            sys.stderr.write(name_the_file(said.getvalue(), files) if exit_.code else said.getvalue())
+            raise
+        sys.stderr.write(said.getvalue())
         subcommand = self.config.get("subcommand")
         if subcommand:
             self._resolve_ckpt_path(self.config[subcommand], subcommand)
@@ -151,6 +165,9 @@ class FashionLightningCLI(LightningCLI):
         # Lightning calls every callback at each of a step's hooks, a cost per step whether used or not;
         # the CSV writer has nothing to do outside predict
         trainer.callbacks[:] = [c for c in trainer.callbacks if not isinstance(c, unused)]
+        if self.subcommand == "fit" and trainer.is_global_zero:
+            # before anything is written into the run folder: one process trains a run at a time
+            trainer.callbacks.append(RunLock(writable_folder(trainer.log_dir)))
         return trainer
 
     def _run_logger(self) -> TensorBoardLogger:
@@ -160,7 +177,7 @@ class FashionLightningCLI(LightningCLI):
         elif self.subcommand == "fit" and rank_zero_only.rank == 0:
             # a new run folder for a new fit (other DDP ranks get rank 0's); test/validate of a
             # checkpoint outside any run folder leave it to the logger
-            version = claim_run_folder(root)
+            version = claim_run_folder(writable_folder(root))
         return TensorBoardLogger(
             save_dir=root,
             name="",
@@ -183,15 +200,35 @@ def main(args: list[str] | None = None) -> None:
     except Stopped as stop:
         print(f"\n{stop}", file=sys.stderr)
         sys.exit(128 + stop.signum)
-    except (ConfigError, RuntimeError) as err:  # DataError, CheckpointError, NonFiniteLossError too
+    except (ConfigError, RuntimeError, OSError) as err:  # DataError, CheckpointError, ... too
         if _is_checkpoint_mismatch(err):
             err = CheckpointError(
                 "the checkpoint holds a different network than model.net in the config "
                 f"({str(err).splitlines()[0]}); give the config the checkpoint was trained with"
             )
-        if not isinstance(err, (DataError, CheckpointError, ConfigError, NonFiniteLossError)):
+        if isinstance(err, OSError):  # a full disk writing an event file, config.yaml, a picture
+            err = explained(err, None)
+        if not isinstance(err, USER_ERRORS):
             raise  # any other error is a bug to report, with its traceback
         exit_with(err, verbose)
+
+
+# what a user can set right: each ends a command with its one-line message
+USER_ERRORS = (DataError, CheckpointError, ConfigError, NonFiniteLossError, DiskFullError, RunLockedError)
+
+
+def writable_folder(folder: str | Path) -> Path:
+    """``folder``, made if need be; refused in one line, before training, if it cannot take files."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ConfigError(
+            f"trainer.default_root_dir: cannot write into {folder} ({err.strerror}); give a writable folder"
+        ) from None
+    return folder
 
 
 def _is_checkpoint_mismatch(err: Exception) -> bool:

@@ -14,12 +14,14 @@ TorchScript file. ONNX needs the optional extra: ``pip install 'fashion-lightnin
 from __future__ import annotations
 
 import argparse
+import io
 import json
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from fashion_lightning.checkpoint_io import DiskFullError, explained, write_whole
 from fashion_lightning.errors import exit_with
 from fashion_lightning.models import ImageClassifier
 from fashion_lightning.runs import CheckpointError, load_classifier, run_folder
@@ -48,7 +50,9 @@ def export(model: ImageClassifier, kind: str, out: Path) -> Path:
     names = list(model.class_names)
     if kind == "torchscript":
         scripted = torch.jit.trace(wrapped, example)
-        scripted.save(str(out), _extra_files={"class_names.json": json.dumps(names)})
+        buffer = io.BytesIO()  # in memory first: torch's own file writer aborts the process on a full disk
+        torch.jit.save(scripted, buffer, _extra_files={"class_names.json": json.dumps(names)})
+        content = buffer.getvalue()
     else:
         try:
             import onnx
@@ -61,14 +65,14 @@ def export(model: ImageClassifier, kind: str, out: Path) -> Path:
             wrapped, (example,), input_names=[INPUT], output_names=[OUTPUT],
             dynamic_shapes={"images": {0: batch}}, dynamo=True, verbose=False,
         )  # fmt: skip
-        program.save(str(out))
-        saved = onnx.load(str(out))
-        onnx.helper.set_model_props(saved, {"class_names": json.dumps(names)})
-        onnx.save(saved, str(out))
+        proto = program.model_proto
+        onnx.helper.set_model_props(proto, {"class_names": json.dumps(names)})
+        content = proto.SerializeToString()
+    write_whole(out, content)
     sidecar = out.with_suffix(".json")
     shape = ", ".join(map(str, contract.shape))
     description = {"class_names": names, "input": f"float32 [N, {shape}], pixels in [0, 1]"}
-    sidecar.write_text(json.dumps({**description, "input_contract": contract.to_dict()}, indent=2))
+    write_whole(sidecar, json.dumps({**description, "input_contract": contract.to_dict()}, indent=2).encode())
     return sidecar
 
 
@@ -93,8 +97,8 @@ def main(argv: list[str] | None = None) -> None:
         folder = run_folder(path) or path.parent  # a checkpoint outside a run folder: beside it
         out = args.out or folder / ("model.onnx" if args.format == "onnx" else "model.pt")
         sidecar = export(model, args.format, out)
-    except (CheckpointError, ImportError, OSError) as err:
-        exit_with(err, args.verbose)
+    except (CheckpointError, DiskFullError, ImportError, OSError) as err:
+        exit_with(explained(err, args.out) if isinstance(err, OSError) else err, args.verbose)
     print(f"{out}\n{sidecar}")
 
 

@@ -443,3 +443,11 @@ def test_real_digits_trained_tested_predicted_and_exported_from_the_cli(tmp_path
     session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
     (probabilities,) = session.run(["probabilities"], {"images": pixels.numpy()})
     torch.testing.assert_close(torch.from_numpy(probabilities), expected, atol=1e-4, rtol=0)
+
+
+def test_a_link_loop_in_a_class_folder_lists_each_image_once(tmp_path):
+    root = write_shapes(tmp_path / "photos", per_class=4)
+    (root / "circle" / "loop").symlink_to(root / "circle")  # circle/loop -> circle
+    source = folder_source(root, tmp_path)
+    paths = source.image_paths(train=True) + source.image_paths(train=False)
+    assert len(paths) == len(set(paths)) == 12

@@ -23,15 +23,15 @@ import PIL
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
-from torchvision.datasets.folder import find_classes, make_dataset
+from torchvision.datasets.folder import find_classes
 from torchvision.transforms.v2.functional import pil_to_tensor
 
 from fashion_lightning.checkpoint_io import replaced_whole
-from fashion_lightning.data.photos import fit_image, read_image
+from fashion_lightning.data.photos import find_images, fit_image, read_image
 from fashion_lightning.data.source import DataError, ImageSource, LabelledImages
 from fashion_lightning.errors import ConfigError
 
-CACHE_VERSION = 1  # raise it when the cache's content or the decoding changes
+CACHE_VERSION = 2  # raise it when the cache's content or the decoding changes
 DECODE_BATCH = 32  # images a decoding worker hands back at a time
 NAMED_SKIPS = 10  # skipped files a warning names; the rest are counted
 LAYOUT = (
@@ -231,10 +231,9 @@ class ImageFolder(ImageSource):
         present = set(_class_folders(folder)) if under else set(classes)
         index = {name: label for label, name in enumerate(classes) if name in present}
 
-        def visible(path: str) -> bool:
-            return not any(part.startswith(".") for part in Path(path).relative_to(folder).parts)
-
-        found = make_dataset(folder, index, is_valid_file=visible, allow_empty=True)
+        # predict's own listing: hidden files left out, and links to folders not followed (torchvision's
+        # make_dataset follows them, so a class folder linking to itself lists its files again and again)
+        found = [(str(path), label) for name, label in index.items() for path in find_images([folder / name])]
         used = {label for _, label in found}
         for name, label in index.items():
             if label not in used:

@@ -44,7 +44,8 @@ BAD_FILE = (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.Deco
 
 
 def find_images(paths: Iterable[str | Path]) -> list[Path]:
-    """The files named, and the files inside the folders named (sorted, hidden files left out)."""
+    """The files named, and the files inside the folders named (sorted, hidden files left out, links to
+    folders not followed)."""
     return _walk(paths)[0]
 
 
@@ -93,12 +94,12 @@ def read_image(path: Path, channels: int) -> Image.Image:
 
 
 def _check_file(path: Path) -> None:
-    """Raises ``ValueError`` for what is no image file before opening it: opening a FIFO would wait."""
+    """Raises ``ValueError`` for what is no image file, before opening it: opening a FIFO would wait."""
     try:
         status = path.stat()
     except OSError as err:
-        link = f" (a symlink to {os.readlink(path)})" if path.is_symlink() else ""
-        raise ValueError(f"cannot be opened: {err.strerror}{link}") from None
+        link = f"; a symlink to {os.readlink(path)}" if path.is_symlink() else ""
+        raise ValueError(f"not a readable file ({err.strerror}{link})") from None
     if not stat.S_ISREG(status.st_mode):
         raise ValueError("not a regular file")
     if status.st_size == 0:
@@ -127,16 +128,19 @@ def _decoded(opened: Image.Image) -> Image.Image:
 
 
 def _why_unreadable(err: Exception) -> str:
-    """One line on why Pillow could not decode a file."""
+    """Why Pillow could not decode a file, as a phrase that follows "<path> is"."""
     if isinstance(err, Image.DecompressionBombError):
         pixels = re.search(r"\((\d+) pixels\)", str(err))  # the count is only in Pillow's message
         size = f"{int(pixels[1]):,} pixels" if pixels else "too many pixels"
-        return f"{size}, over Pillow's decompression-bomb limit of {Image.MAX_IMAGE_PIXELS:,}"
+        limit = Image.MAX_IMAGE_PIXELS
+        return f"too large an image: {size}, over Pillow's decompression-bomb limit of {limit:,}"
     if isinstance(err, UnidentifiedImageError):
-        return "not an image (no format Pillow reads)"
-    if isinstance(err, OSError) and err.errno is not None:
-        return f"cannot be read: {err.strerror}"
-    return f"truncated or damaged image data ({err.__class__.__name__}: {err})"
+        why = "in no format Pillow reads"
+    elif isinstance(err, OSError) and err.errno is not None:
+        why = err.strerror
+    else:
+        why = f"truncated or damaged: {err.__class__.__name__}: {err}"
+    return f"not a readable image ({why})"
 
 
 def fit_image(image: Image.Image, size: tuple[int, int], how: PhotoFit) -> Image.Image:
@@ -176,8 +180,8 @@ def to_input(path: Path, contract: InputContract) -> torch.Tensor:
 def load_photos(
     paths: Iterable[str | Path], contract: InputContract
 ) -> tuple[torch.Tensor, list[Path], list[tuple[Path, str]]]:
-    """``[N, C, H, W]`` uint8 inputs from files and folders, the files they came from, and the files
-    skipped with the reason (unreadable, or not an image)."""
+    """``[N, C, H, W]`` uint8 inputs from files and folders, the files they came from, and what was
+    skipped with the reason (a file that is not a usable image, a folder not followed or not listable)."""
     found, skipped = _walk(paths)
     images, used = [], []
     for path in found:

@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 from torchvision.transforms.v2.functional import pil_to_tensor, rgb_to_grayscale
 
+from fashion_lightning.checkpoint_io import DiskFullError, explained, replaced_whole
 from fashion_lightning.data import DataError, ImageDataModule, LabelledImages
 from fashion_lightning.data.from_config import data_module_from_configs
 from fashion_lightning.data.photos import read_image
@@ -238,9 +239,10 @@ def main(argv: list[str] | None = None) -> None:
             raise VizError(f"--out {args.out}: the pictures are PNG files, give a name ending in .png")
         figure = COMMANDS[args.command][0](args)
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(args.out, dpi=100)
-    except (VizError, DataError, CheckpointError, ConfigError, EventsError, OSError) as err:
-        exit_with(err, args.verbose)
+        with replaced_whole(args.out) as partial:
+            figure.savefig(partial, dpi=100, format="png")
+    except (VizError, DataError, CheckpointError, ConfigError, EventsError, DiskFullError, OSError) as err:
+        exit_with(explained(err, args.out) if isinstance(err, OSError) else err, args.verbose)
     print(args.out)
 
 

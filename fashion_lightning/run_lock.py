@@ -1,0 +1,78 @@
+"""One writer per run: a second ``fit`` into a run folder that is being trained is refused, naming the
+process that trains it; a lock left behind by a killed process is taken over, and says so."""
+
+from __future__ import annotations
+
+import atexit
+import datetime
+import fcntl
+import json
+import os
+import socket
+from pathlib import Path
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+LOCK = "run.lock"
+
+
+class RunLockedError(RuntimeError):
+    """The run folder is being trained by another process; the message names it."""
+
+
+class RunLock(Callback):
+    """``run.lock`` in the run folder, held with the kernel's ``flock`` (released when the process ends,
+    however it ends) and holding who trains the run: process, host and start time.
+
+    Taken when made, before anything is written into the folder; given back when the fit ends or fails,
+    or the process exits. A lock file with content but no holder was left by a killed
+    process: it is taken over, with a message. Over NFS, Linux maps ``flock`` onto the server's locks.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.path = Path(folder) / LOCK
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a+")  # noqa: SIM115 - held open for the run's whole length
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self._holder()
+            self._file.close()
+            raise RunLockedError(
+                f"{folder} is being trained by {describe(holder)}; wait for it to end, or stop it (Ctrl+C "
+                "or kill: it saves a checkpoint) and resume with --ckpt_path last"
+            ) from None
+        left = self._holder()
+        if left:
+            print(f"{folder}: took over the run lock left by {describe(left)}, which is no longer running")
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now()}
+        self._file.truncate(0)
+        self._file.write(json.dumps(me))
+        self._file.flush()
+        atexit.register(self.release)
+
+    def _holder(self) -> dict:
+        self._file.seek(0)
+        try:
+            return json.loads(self._file.read() or "{}")
+        except json.JSONDecodeError:
+            return {"pid": "?", "host": "?", "started": "?"}
+
+    def release(self) -> None:
+        if not self._file.closed:
+            self._file.truncate(0)  # empty: nobody holds it, and nobody died holding it
+            self._file.close()
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self.release()
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        self.release()  # a fit that fails or is stopped ends without teardown
+
+
+def describe(holder: dict) -> str:
+    return f"process {holder.get('pid')} on {holder.get('host')} (started {holder.get('started')})"
+
+
+def _now() -> str:
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")

@@ -1,0 +1,213 @@
+"""Real faults: a full disk, a folder that takes no files, two processes on one run, config files with
+mistakes. Each ends in one line, loses nothing saved, and a resume afterwards is exact."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from fashion_lightning import checkpoint_io
+from fashion_lightning.cli import FashionLightningCLI, main
+from fashion_lightning.run_lock import LOCK
+
+REPO = Path(__file__).resolve().parents[1]
+# the notes' dropout net, 10 steps an epoch, a checkpoint every 5 steps, no pictures (their size would
+# make a disk fill up at a moment that depends on matplotlib)
+SETTINGS = [
+    f"--config={REPO / 'configs/dropout.yaml'}",
+    "--data.val_size=40",
+    "--trainer.max_epochs=3",
+    "--trainer.deterministic=true",
+    "--last_checkpoint.every_n_train_steps=5",
+    "--pictures.every_n_epochs=0",
+    "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false",
+]
+
+
+def args(data: Path, root: Path, *extra: str) -> list[str]:
+    return ["fit", *SETTINGS, f"--data.source.root={data}", f"--trainer.default_root_dir={root}", *extra]
+
+
+def mount_tmpfs(folder: Path, size: str, *options: str) -> bool:
+    """A small tmpfs at ``folder``, where the machine lets this process mount one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    option = ",".join([f"size={size}", *options])
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", option, "tmpfs", str(folder)], capture_output=True)
+    return done.returncode == 0
+
+
+@pytest.fixture
+def small_disk(tmp_path, monkeypatch):
+    """A folder on a 700 KiB disk, room for the first checkpoints and not for the run's last ones, and
+    a function that frees space. Where no tmpfs can be mounted, the fourth checkpoint write fails with
+    an injected ENOSPC instead."""
+    disk = tmp_path / "disk"
+    if mount_tmpfs(disk, "700k"):
+        yield disk, lambda: subprocess.run(["mount", "-o", "remount,size=16m", str(disk)], check=True)
+        subprocess.run(["umount", str(disk)], capture_output=True)
+        return
+    writes = iter(range(1000))
+    flush = checkpoint_io._flush
+
+    def full_after_three(path: Path) -> None:
+        if path.name.endswith(".partial") and next(writes) >= 3:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        flush(path)
+
+    monkeypatch.setattr(checkpoint_io, "_flush", full_after_three)
+    yield disk, lambda: monkeypatch.setattr(checkpoint_io, "_flush", flush)
+
+
+def test_a_full_disk_stops_the_run_in_one_line_and_the_resume_after_freeing_space_is_exact(
+    tiny_data, tmp_path, small_disk, capsys
+):
+    disk, free_space = small_disk
+    reference = FashionLightningCLI(args=args(tiny_data, tmp_path / "reference")).model.state_dict()
+    with pytest.raises(SystemExit) as exit_info:
+        main(args(tiny_data, disk))
+    said = str(exit_info.value)
+    assert said.startswith("error: no space left in ") and "a fit goes on with --ckpt_path last" in said, said
+    assert "Traceback" not in capsys.readouterr().err
+    last = disk / "version_0" / "checkpoints" / "last.ckpt"
+    saved = torch.load(last, weights_only=True)  # whole and loadable
+    assert 0 < saved["global_step"] < 30
+    assert not [p for p in disk.rglob("*") if p.name.endswith(".partial") or ".tmp" in p.name], (
+        "no partial file"
+    )
+
+    free_space()
+    resumed = FashionLightningCLI(args=args(tiny_data, disk, "--ckpt_path=last"))
+    assert resumed.trainer.global_step == 30
+    weights = resumed.model.state_dict()
+    assert all(torch.equal(weights[name], value) for name, value in reference.items())
+
+
+def test_a_folder_that_takes_no_files_is_refused_before_training(tiny_data, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("a file where the runs' folder should be")
+    with pytest.raises(SystemExit) as exit_info:
+        main(args(tiny_data, blocker))
+    assert f"trainer.default_root_dir: cannot write into {blocker}" in str(exit_info.value)
+    read_only = tmp_path / "read-only"
+    if mount_tmpfs(read_only, "1m", "ro"):
+        try:
+            with pytest.raises(SystemExit) as exit_info:
+                main(args(tiny_data, read_only))
+            assert "Read-only file system" in str(exit_info.value)
+        finally:
+            subprocess.run(["umount", str(read_only)], capture_output=True)
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_checkpoints_are_flushed_to_disk_with_their_folder(tiny_data, tmp_path, monkeypatch):
+    flushed = []
+    fsync = os.fsync
+
+    def recording(descriptor: int) -> None:
+        flushed.append(os.readlink(f"/proc/self/fd/{descriptor}"))
+        fsync(descriptor)
+
+    monkeypatch.setattr(checkpoint_io.os, "fsync", recording)
+    FashionLightningCLI(args=args(tiny_data, tmp_path, "--trainer.max_epochs=1"))
+    checkpoints = tmp_path / "version_0" / "checkpoints"
+    assert str(checkpoints / ".last.ckpt.partial") in flushed, "the bytes, before the rename"
+    assert str(checkpoints) in flushed, "the folder's entry, after the rename"
+
+
+def fit_process(data: Path, root: Path, *extra: str) -> subprocess.Popen:
+    command = [str(Path(sys.executable).parent / "fashion-lightning"), *args(data, root, *extra)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def test_one_writer_per_run_and_a_killed_writers_lock_is_taken_over(tmp_path, no_system_copies):
+    from tiny_idx import write_tiny_fashion_mnist
+
+    data = write_tiny_fashion_mnist(tmp_path / "data", n_train=2440)  # 240 steps an epoch: time to look
+    root = tmp_path / "runs"
+    first = fit_process(data, root)
+    lock, last = root / "version_0" / LOCK, root / "version_0" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        assert f'"pid": {first.pid}' in lock.read_text()
+        second = fit_process(data, root, "--ckpt_path=last")
+        _, stderr = second.communicate(timeout=120)
+        assert second.returncode == 1 and "Traceback" not in stderr
+        assert f"{root / 'version_0'} is being trained by process {first.pid} on " in stderr
+    finally:
+        first.send_signal(signal.SIGKILL)  # dies holding the lock
+        first.wait()
+    assert f'"pid": {first.pid}' in lock.read_text(), "a killed process leaves its lock file"
+    third = subprocess.run(
+        [str(Path(sys.executable).parent / "fashion-lightning"), *args(data, root, "--ckpt_path=last")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert third.returncode == 0, third.stderr[-2000:]
+    assert f"took over the run lock left by process {first.pid} on " in third.stdout + third.stderr
+    assert lock.read_text() == "", "given back at the end"
+    assert sorted(p.name for p in root.iterdir()) == ["version_0"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("trainer:\n  max_epochs: 3\n  precision: [bf16\n", "broken.yaml, line 3"),
+        ("model:\n  no_such_setting: 1\n", "broken.yaml: model.no_such_setting"),
+        ("trainer:\n  max_epochs: abc\n", "broken.yaml: trainer.max_epochs"),
+    ],
+    ids=["YAML syntax", "unknown key", "wrong type"],
+)
+def test_a_config_mistake_names_the_file_and_the_key(text, message, tiny_data, tmp_path, capsys):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(text)
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args(tiny_data, tmp_path / "runs"), f"--config={broken}"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+
+
+def test_a_full_disk_under_predict_export_and_pictures_is_one_line(tiny_data, tmp_path, capsys):
+    """The other files a user writes: predict's CSV, an export, a picture; each on a disk too small."""
+    from fashion_lightning.export import main as export
+    from fashion_lightning.viz.cli import main as viz
+
+    FashionLightningCLI(args=args(tiny_data, tmp_path / "runs", "--trainer.max_epochs=1"))
+    checkpoint = tmp_path / "runs/version_0/checkpoints/last.ckpt"
+    disk = tmp_path / "disk"
+    if not mount_tmpfs(disk, "64k"):
+        pytest.skip("no tmpfs can be mounted here: the checkpoint test injects the fault instead")
+    try:
+        with contextlib.suppress(OSError), (disk / "filler").open("wb") as filler:
+            filler.write(b"\0" * (64 * 1024))  # the disk, full
+        data = [f"--data.source.root={tiny_data}", "--data.source.download=false"]
+        commands = [
+            lambda: main(
+                ["predict", f"--ckpt_path={checkpoint}", f"--predictions.output={disk / 'p.csv'}", *data]
+            ),
+            lambda: export([f"--ckpt_path={checkpoint}", "--format=onnx", f"--out={disk / 'model.onnx'}"]),
+            lambda: export(
+                [f"--ckpt_path={checkpoint}", "--format=torchscript", f"--out={disk / 'model.pt'}"]
+            ),
+            lambda: viz(["filters", f"--ckpt_path={checkpoint}", f"--out={disk / 'filters.png'}"]),
+        ]
+        for command in commands:
+            with pytest.raises(SystemExit) as exit_info:
+                command()
+            said = str(exit_info.value)
+            assert said.startswith(f"error: no space left in {disk} to write "), said
+        assert sorted(p.name for p in disk.iterdir()) == ["filler"], "nothing half-written is left"
+        assert "Traceback" not in capsys.readouterr().err
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
