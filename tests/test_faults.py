@@ -118,8 +118,9 @@ def test_checkpoints_are_flushed_to_disk_with_their_folder(tiny_data, tmp_path, 
         fsync(descriptor)
 
     monkeypatch.setattr(checkpoint_io.os, "fsync", recording)
-    FashionLightningCLI(args=args(tiny_data, tmp_path, "--trainer.max_epochs=1"))
-    checkpoints = tmp_path / "version_0" / "checkpoints"
+    root = tmp_path / "runs"
+    FashionLightningCLI(args=args(tiny_data, root, "--trainer.max_epochs=1"))
+    checkpoints = root / "version_0" / "checkpoints"
     assert str(checkpoints / ".last.ckpt.partial") in flushed, "the bytes, before the rename"
     assert str(checkpoints) in flushed, "the folder's entry, after the rename"
 
@@ -211,3 +212,15 @@ def test_a_full_disk_under_predict_export_and_pictures_is_one_line(tiny_data, tm
         assert "Traceback" not in capsys.readouterr().err
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def test_a_run_whose_last_checkpoint_was_never_written_resumes_from_its_newest(tiny_data, tmp_path, capsys):
+    """A disk that filled up before the first last.ckpt: --ckpt_path last takes the best checkpoint."""
+    root = tmp_path / "runs"
+    FashionLightningCLI(args=args(tiny_data, root, "--trainer.max_epochs=1"))
+    checkpoints = root / "version_0" / "checkpoints"
+    (checkpoints / "last.ckpt").unlink()
+    (best,) = checkpoints.glob("epoch=*.ckpt")
+    resumed = FashionLightningCLI(args=args(tiny_data, root, "--trainer.max_epochs=2", "--ckpt_path=last"))
+    assert f"has no last.ckpt (was the disk full?); using {best.name}" in capsys.readouterr().out
+    assert resumed.trainer.global_step == 20 and sorted(p.name for p in root.iterdir()) == ["version_0"]
