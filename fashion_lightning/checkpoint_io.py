@@ -22,17 +22,20 @@ class DiskFullError(RuntimeError):
 
 
 def explained(err: OSError, path: str | Path | None) -> Exception:
-    """A full disk as a ``DiskFullError`` that says where and how much; any other error as it is."""
-    return disk_full(err, err.filename or path) if err.errno in DISK_FULL else err
+    """A full disk as a ``DiskFullError`` that says where and how much; any other error as it is.
+    ``path`` stands in where the error names no file (a write in another thread, as TensorBoard's)."""
+    where = err.filename or path
+    return disk_full(err, where) if err.errno in DISK_FULL and where else err
 
 
-def disk_full(err: OSError, path: str | Path | None, needed: int | None = None) -> DiskFullError:
-    folder = Path(path).parent if path else Path.cwd()
+def disk_full(err: OSError, path: str | Path, needed: int | None = None) -> DiskFullError:
+    """``path``: the file that could not be written, or the folder it was in."""
+    path = Path(path)
+    folder, what = (path, "") if path.is_dir() else (path.parent, f" to write {path.name}")
     free = shutil.disk_usage(folder).free if folder.exists() else 0
     need = f", about {_size(needed)} needed" if needed else ""
-    name = Path(path).name if path else "a file"
     return DiskFullError(
-        f"no space left in {folder} to write {name} ({_size(free)} free{need}; {os.strerror(err.errno)}): "
+        f"no space left in {folder}{what} ({_size(free)} free{need}; {os.strerror(err.errno)}): "
         "free some space there and run the command again (a fit goes on with --ckpt_path last)"
     )
 

@@ -7,6 +7,7 @@ import io
 import os
 import sys
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from fashion_lightning.checkpoint_io import AtomicCheckpointIO, DiskFullError, explained
+from fashion_lightning.checkpoint_io import DISK_FULL, AtomicCheckpointIO, DiskFullError, explained
 from fashion_lightning.config_files import check_syntax, config_files, name_the_file
 from fashion_lightning.data import DataError, ImageDataModule
 from fashion_lightning.errors import ConfigError, exit_with
@@ -195,6 +196,7 @@ def main(args: list[str] | None = None) -> None:
         sys.argv = [arg for arg in sys.argv if arg != "--verbose"]
     else:
         args = [arg for arg in args if arg != "--verbose"]
+    threading.excepthook = _quiet_full_disk
     try:
         FashionLightningCLI(args=args)
     except Stopped as stop:
@@ -207,7 +209,7 @@ def main(args: list[str] | None = None) -> None:
                 f"({str(err).splitlines()[0]}); give the config the checkpoint was trained with"
             )
         if isinstance(err, OSError):  # a full disk writing an event file, config.yaml, a picture
-            err = explained(err, None)
+            err = explained(err, RunLock.latest or os.getcwd())
         if not isinstance(err, USER_ERRORS):
             raise  # any other error is a bug to report, with its traceback
         exit_with(err, verbose)
@@ -229,6 +231,13 @@ def writable_folder(folder: str | Path) -> Path:
             f"trainer.default_root_dir: cannot write into {folder} ({err.strerror}); give a writable folder"
         ) from None
     return folder
+
+
+def _quiet_full_disk(args: threading.ExceptHookArgs) -> None:
+    """TensorBoard writes events in a thread of its own, which prints a full disk's traceback; the main
+    thread meets the same error at its next write and reports it in one line."""
+    if not (isinstance(args.exc_value, OSError) and args.exc_value.errno in DISK_FULL):
+        threading.__excepthook__(args)
 
 
 def _is_checkpoint_mismatch(err: Exception) -> bool:

@@ -21,6 +21,8 @@ class RunLockedError(RuntimeError):
 
 
 class RunLock(Callback):
+    latest: Path | None = None  # the folder of the run this process trained last, for error messages
+
     """``run.lock`` in the run folder, held with the kernel's ``flock`` (released when the process ends,
     however it ends) and holding who trains the run: process, host and start time.
 
@@ -31,6 +33,7 @@ class RunLock(Callback):
 
     def __init__(self, folder: Path) -> None:
         self.path = Path(folder) / LOCK
+        RunLock.latest = Path(folder)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "a+")  # noqa: SIM115 - held open for the run's whole length
         try:

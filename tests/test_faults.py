@@ -224,3 +224,18 @@ def test_a_run_whose_last_checkpoint_was_never_written_resumes_from_its_newest(t
     resumed = FashionLightningCLI(args=args(tiny_data, root, "--trainer.max_epochs=2", "--ckpt_path=last"))
     assert f"has no last.ckpt (was the disk full?); using {best.name}" in capsys.readouterr().out
     assert resumed.trainer.global_step == 20 and sorted(p.name for p in root.iterdir()) == ["version_0"]
+
+
+def test_a_full_disk_under_tensorboards_event_file_is_one_line(tiny_data, tmp_path):
+    """TensorBoard writes its events (and the pictures in them) from a thread of its own."""
+    disk = tmp_path / "disk"
+    if not mount_tmpfs(disk, "300k"):
+        pytest.skip("no tmpfs can be mounted here")
+    try:
+        command = [str(Path(sys.executable).parent / "fashion-lightning"), *args(tiny_data, disk)]
+        command += ["--pictures.every_n_epochs=1", "--trainer.enable_checkpointing=false"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert f"error: no space left in {disk / 'version_0'} (" in done.stderr
