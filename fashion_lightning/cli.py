@@ -168,7 +168,8 @@ class FashionLightningCLI(LightningCLI):
         trainer.callbacks[:] = [c for c in trainer.callbacks if not isinstance(c, unused)]
         if self.subcommand == "fit" and trainer.is_global_zero:
             # before anything is written into the run folder: one process trains a run at a time
-            trainer.callbacks.append(RunLock(writable_folder(trainer.log_dir)))
+            # (a DummyLogger, as fast_dev_run's, has no folder: the root is the run's)
+            trainer.callbacks.append(RunLock(writable_folder(trainer.log_dir or trainer.default_root_dir)))
         return trainer
 
     def _run_logger(self) -> TensorBoardLogger:
