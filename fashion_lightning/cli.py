@@ -8,6 +8,7 @@ import os
 import sys
 import tempfile
 import threading
+import traceback
 import warnings
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from fashion_lightning.checkpoint_io import DISK_FULL, AtomicCheckpointIO, DiskFullError, explained
 from fashion_lightning.config_files import check_syntax, config_files, name_the_file
@@ -159,7 +161,10 @@ class FashionLightningCLI(LightningCLI):
             # Lightning refuses ModelCheckpoint callbacks with checkpointing off, and the CLI always makes
             # its two: they are taken out below instead
             kwargs["enable_checkpointing"] = True
-        trainer = super().instantiate_trainer(**kwargs)
+        try:
+            trainer = super().instantiate_trainer(**kwargs)
+        except (MisconfigurationException, ValueError) as err:  # Lightning's own checks of the flags
+            raise ConfigError(f"trainer: {' '.join(str(err).split())}") from None
         unused = (PredictionWriter,) if self.subcommand not in ("predict", None) else ()
         if not checkpointing:
             unused += (ModelCheckpoint,)
@@ -203,7 +208,7 @@ def main(args: list[str] | None = None) -> None:
     except Stopped as stop:
         print(f"\n{stop}", file=sys.stderr)
         sys.exit(128 + stop.signum)
-    except (ConfigError, RuntimeError, OSError) as err:  # DataError, CheckpointError, ... too
+    except Exception as err:
         if _is_checkpoint_mismatch(err):
             err = CheckpointError(
                 "the checkpoint holds a different network than model.net in the config "
@@ -211,13 +216,18 @@ def main(args: list[str] | None = None) -> None:
             )
         if isinstance(err, OSError):  # a full disk writing an event file, config.yaml, a picture
             err = explained(err, RunLock.latest or os.getcwd())
+        if isinstance(err, ValueError) and _raised_by_lightning(err):  # a flag it checks as it runs
+            err = ConfigError(f"trainer: {' '.join(str(err).split())}")
         if not isinstance(err, USER_ERRORS):
             raise  # any other error is a bug to report, with its traceback
         exit_with(err, verbose)
 
 
 # what a user can set right: each ends a command with its one-line message
-USER_ERRORS = (DataError, CheckpointError, ConfigError, NonFiniteLossError, DiskFullError, RunLockedError)
+USER_ERRORS = (
+    DataError, CheckpointError, ConfigError, NonFiniteLossError, DiskFullError, RunLockedError,
+    MisconfigurationException,  # Lightning's word for a setting that cannot work, found while it runs
+)  # fmt: skip
 
 
 def writable_folder(folder: str | Path) -> Path:
@@ -239,6 +249,11 @@ def _quiet_full_disk(args: threading.ExceptHookArgs) -> None:
     thread meets the same error at its next write and reports it in one line."""
     if not (isinstance(args.exc_value, OSError) and args.exc_value.errno in DISK_FULL):
         threading.__excepthook__(args)
+
+
+def _raised_by_lightning(err: Exception) -> bool:
+    frames = traceback.extract_tb(err.__traceback__)
+    return bool(frames) and f"{os.sep}lightning{os.sep}" in frames[-1].filename
 
 
 def _is_checkpoint_mismatch(err: Exception) -> bool:

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_cli import cli
+from test_cli import cli, config_args, data_args
+
+from fashion_lightning.cli import main
 
 FLAGS = {
     "checkpointing off": ["--trainer.enable_checkpointing=false"],
@@ -89,3 +91,23 @@ def test_test_and_predict_take_trainer_flags(subcommand, flags, tiny_data, tmp_p
         assert "test/acc" in run.trainer.callback_metrics
     else:
         assert Path("predictions.csv").is_file()
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("--trainer.devices=0", "error: trainer: `Trainer(devices='0')` value is not a valid input"),
+        ("--trainer.strategy=fsdp", "error: trainer: The strategy `fsdp` requires a GPU accelerator"),
+        (
+            "--trainer.val_check_interval=1000",
+            "error: trainer: `val_check_interval` (1000) must be less than",
+        ),
+    ],
+    ids=["no devices", "fsdp on a CPU", "validation past the epoch"],
+)
+def test_a_flag_that_cannot_work_is_refused_in_one_line(flag, message, tiny_data, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        fit = ["fit", *config_args("dropout"), *data_args(tiny_data), "--data.val_size=40"]
+        main([*fit, f"--trainer.default_root_dir={tmp_path}", "--trainer.enable_progress_bar=false", flag])
+    assert str(exit_info.value).startswith(message), str(exit_info.value)
+    assert "Traceback" not in capsys.readouterr().err
