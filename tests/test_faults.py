@@ -14,24 +14,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_resume import SETTINGS  # the notes' dropout net, 10 steps an epoch, a checkpoint every 5 steps
 
 from fashion_lightning import checkpoint_io
 from fashion_lightning.cli import FashionLightningCLI, main
 from fashion_lightning.run_lock import LOCK
-
-REPO = Path(__file__).resolve().parents[1]
-# the notes' dropout net, 10 steps an epoch, a checkpoint every 5 steps, no pictures (their size would
-# make a disk fill up at a moment that depends on matplotlib)
-SETTINGS = [
-    f"--config={REPO / 'configs/dropout.yaml'}",
-    "--data.val_size=40",
-    "--trainer.max_epochs=3",
-    "--trainer.deterministic=true",
-    "--last_checkpoint.every_n_train_steps=5",
-    "--pictures.every_n_epochs=0",
-    "--trainer.enable_progress_bar=false",
-    "--trainer.enable_model_summary=false",
-]
 
 
 def args(data: Path, root: Path, *extra: str) -> list[str]:
