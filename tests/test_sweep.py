@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,7 @@ optuna = pytest.importorskip("optuna", reason="the sweep extra is not installed:
 
 from optuna.storages import RetryHeartbeatStaleTrialCallback  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
+from test_cli import _free_port  # noqa: E402
 
 from fashion_lightning.cli import FashionLightningCLI  # noqa: E402
 from fashion_lightning.sweep.cli import main as sweep  # noqa: E402
@@ -178,12 +178,6 @@ def run_two_workers(tiny_data: Path, root: Path, space: Path, storage: str) -> o
 def test_two_workers_share_a_sqlite_study_and_run_no_trial_twice(tiny_data, tmp_path, space):
     root = tmp_path / "sweep"
     run_two_workers(tiny_data, root, space, f"sqlite:///{root / 'study.db'}")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
