@@ -25,7 +25,7 @@ from fashion_lightning.data.from_config import data_module_from_configs
 from fashion_lightning.models import ConvBNNet, DropoutNet, ImageClassifier
 from fashion_lightning.viz import PictureLogger, figures
 from fashion_lightning.viz.callback import first_layer_figure
-from fashion_lightning.viz.cli import edge_filters_figure, parse_args
+from fashion_lightning.viz.cli import edge_filters_figure, parse_args, photo_figure
 from fashion_lightning.viz.cli import main as viz
 from fashion_lightning.viz.conv_stages import edge_filter_layer, edge_filters, first_conv, relu_follows
 
@@ -439,3 +439,24 @@ def test_a_checkpoint_that_does_not_record_its_data_set_asks_for_one(run, tmp_pa
         ]
     )
     assert_legible_png(tmp_path / "x.png")
+
+
+def test_photo_shows_each_step_of_the_conversion_and_the_answer(run, tmp_path):
+    page = np.full((300, 400, 3), (200, 205, 190), dtype=np.uint8)  # a grey-green table
+    page[60:240, 150:260] = (40, 30, 90)  # the object
+    Image.fromarray(page).save(tmp_path / "photo.jpg")
+    for extra in ([], [f"--ckpt_path={run['best']}"]):
+        out = tmp_path / f"photo{len(extra)}.png"
+        figure_args = ["photo", f"--image={tmp_path / 'photo.jpg'}", *extra]
+        viz([*figure_args, f"--out={out}"])
+        assert_legible_png(out)
+    figure = photo_figure(parse_args(figure_args))
+    titles = [ax.get_title() for ax in figure.axes]
+    assert titles == [
+        "the photo",
+        "distance from the background",
+        "the object's mask",
+        "the object, upright, trimmed",
+        "the model's input",
+    ]
+    assert "1x28x28 input: " in figure._suptitle.get_text()  # and the model's answer

@@ -26,13 +26,14 @@ import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision.transforms.v2.functional import pil_to_tensor
 
 from fashion_lightning.data.contract import InputContract, PhotoFit
+from fashion_lightning.data.object_separation import object_on_black, separate, working_copy
 
-TRIM_THRESHOLD = 24  # grey levels away from the background that count as the object
 MODES = {1: "L", 3: "RGB"}
 # pixels: an image larger on its shorter side is shrunk by a whole factor, to no less, before it is
 # converted, so that memory does not grow with the file's pixels; still 4x an input of up to 256 pixels
@@ -143,37 +144,71 @@ def _why_unreadable(err: Exception) -> str:
     return f"not a readable image ({why})"
 
 
-def fit_image(image: Image.Image, size: tuple[int, int], how: PhotoFit) -> Image.Image:
-    """``image`` at ``size`` (height, width), fitted as ``how`` says (see the module's docstring)."""
+def fit_image(
+    image: Image.Image, size: tuple[int, int], how: PhotoFit, channels: int | None = None
+) -> Image.Image:
+    """``image`` at ``size`` (height, width), fitted as ``how`` says (see the module's docstring), with
+    ``channels`` (by default the image's own: 1 for grayscale, 3 for RGB)."""
     height, width = size
+    mode = MODES[channels] if channels else image.mode
     if how == "crop":
-        return ImageOps.fit(image, (width, height), Image.Resampling.LANCZOS)
-    image = _object_on_black(image)
-    scale = min(width / image.width, height / image.height)
-    scaled = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    image = image.resize(scaled, Image.Resampling.LANCZOS)
-    canvas = Image.new(image.mode, (width, height), 0)
-    canvas.paste(image, ((width - scaled[0]) // 2, (height - scaled[1]) // 2))
-    return canvas
+        return ImageOps.fit(image, (width, height), Image.Resampling.LANCZOS).convert(mode)
+    strength = object_on_black(image, separate(working_copy(image)), len(mode))
+    if strength is None:  # nothing stands out from the background
+        return Image.new(mode, (width, height), 0)
+    return _centred(strength, size, mode)
 
 
-def _object_on_black(image: Image.Image) -> Image.Image:
-    """The object light on black (a light background is negated), trimmed to the object."""
-    gray = pil_to_tensor(image.convert("L"))[0].float()
-    border = torch.cat([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if border.median() > 127:  # a light background: negate, as Fashion-MNIST did
-        image, gray, border = ImageOps.invert(image), 255 - gray, 255 - border
-    rows, cols = torch.nonzero((gray - border.median()).abs() > TRIM_THRESHOLD, as_tuple=True)
-    if len(rows):  # trim to the object (a blank image is kept whole)
-        image = image.crop(
-            (cols.min().item(), rows.min().item(), cols.max().item() + 1, rows.max().item() + 1)
+def _centred(strength: np.ndarray, size: tuple[int, int], mode: str) -> Image.Image:
+    """``[H, W, C]`` values in 0..1, scaled (Lanczos) so that the longer side fits ``size`` (height,
+    width), centred on black."""
+    height, width = size
+    scale = min(width / strength.shape[1], height / strength.shape[0])
+    scaled = (max(1, round(strength.shape[1] * scale)), max(1, round(strength.shape[0] * scale)))
+    planes = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(plane * 255)).resize(scaled, Image.Resampling.LANCZOS)
         )
-    return image
+        for plane in strength.transpose(2, 0, 1)
+    ]
+    canvas = np.zeros((height, width, len(mode)), dtype=np.uint8)
+    row, col = (height - scaled[1]) // 2, (width - scaled[0]) // 2
+    canvas[row : row + scaled[1], col : col + scaled[0]] = np.clip(np.stack(planes, axis=-1), 0, 255).round()
+    return Image.fromarray(canvas[..., 0] if mode == "L" else canvas, mode)
+
+
+def conversion_steps(
+    image: Image.Image, size: tuple[int, int], how: PhotoFit, channels: int
+) -> list[tuple[str, torch.Tensor]]:
+    """``fit_image``'s steps, named, as uint8 ``[C, H, W]`` pictures: for ``object``, the photo, its
+    distance from the background, the object's mask and the object trimmed; then the model's input."""
+    fitted = ("the model's input", pil_to_tensor(fit_image(image, size, how, channels)))
+    if how == "crop":
+        return [("the photo", pil_to_tensor(image)), fitted]
+    work = working_copy(image)
+    separation = separate(work)
+    distance = separation.distance / max(separation.distance.max(), 1e-6) * 255
+    upright = object_on_black(image, separation, channels)
+    trimmed = np.zeros((1, 1, channels)) if upright is None else upright * 255
+
+    def picture(array: np.ndarray) -> torch.Tensor:
+        array = array[..., None] if array.ndim == 2 else array
+        return torch.from_numpy(np.ascontiguousarray(array.round().astype(np.uint8))).movedim(-1, 0)
+
+    return [
+        ("the photo", pil_to_tensor(work)),
+        ("distance from the background", picture(distance)),
+        ("the object's mask", picture(separation.mask * 255.0)),
+        ("the object, upright, trimmed", picture(trimmed)),
+        fitted,
+    ]
 
 
 def to_input(path: Path, contract: InputContract) -> torch.Tensor:
-    """The image file as the model's input: uint8 ``[C, H, W]``. Raises ``ValueError`` if unreadable."""
-    image = fit_image(read_image(path, contract.channels), contract.size, contract.photos)
+    """The image file as the model's input: uint8 ``[C, H, W]``. Raises ``ValueError`` if unreadable.
+    An object is told from its background in colour, whatever channels the model takes."""
+    how, channels = contract.photos, contract.channels
+    image = fit_image(read_image(path, 3 if how == "object" else channels), contract.size, how, channels)
     return pil_to_tensor(image)
 
 

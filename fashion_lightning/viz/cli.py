@@ -7,6 +7,7 @@
     fashion-lightning-viz filters --ckpt_path runs/fast/version_0/checkpoints/last.ckpt
     fashion-lightning-viz confusion --ckpt_path best --root runs/fast
     fashion-lightning-viz curves --logdir runs/fast
+    fashion-lightning-viz photo --image photo.jpg --ckpt_path best --root runs/fast
 
 Each command writes one PNG (``--out``, by default ``pictures/<command>.png``) and prints its path.
 edge-filters, batch and pixels show training images of the data set that ``--config`` describes: the
@@ -30,7 +31,7 @@ from torchvision.transforms.v2.functional import pil_to_tensor, rgb_to_grayscale
 from fashion_lightning.checkpoint_io import DiskFullError, explained, replaced_whole
 from fashion_lightning.data import DataError, ImageDataModule, LabelledImages
 from fashion_lightning.data.from_config import data_module_from_configs
-from fashion_lightning.data.photos import read_image
+from fashion_lightning.data.photos import conversion_steps, read_image
 from fashion_lightning.errors import ConfigError, exit_with
 from fashion_lightning.models import ImageClassifier
 from fashion_lightning.runs import CheckpointError, load_classifier, read_checkpoint
@@ -169,6 +170,31 @@ def confusion_figure(args: argparse.Namespace) -> Figure:
     return figures.confusion_report(confusion, model.class_names, f"{len(labels):,} test images")
 
 
+def photo_figure(args: argparse.Namespace) -> Figure:
+    """Each step of ``predict``'s conversion of one photo, so that a misread photo shows why: as
+    Fashion-MNIST's input (28x28, grayscale), or as the checkpoint's model takes it, with its answer."""
+    model = load_classifier(args.ckpt_path, args.root)[0] if args.ckpt_path else None
+    size, channels, how = (28, 28), 1, "object"  # Fashion-MNIST's
+    if model is not None:
+        size, channels, how = (
+            model.input_contract.size,
+            model.input_contract.channels,
+            model.input_contract.photos,
+        )
+    path = Path(args.image)
+    try:
+        photo = read_image(path, channels=3 if how == "object" else channels)
+    except ValueError as err:
+        raise VizError(f"cannot read {path} as an image: {err}; give a PNG or JPEG file") from None
+    steps = conversion_steps(photo, size, how, channels)
+    title = f"{path.name} as a {channels}x{size[0]}x{size[1]} input"
+    if model is not None:
+        probabilities = predict(model, steps[-1][1][None])[0]
+        best = int(probabilities.argmax())
+        title += f": {model.class_names[best]} ({probabilities[best]:.0%})"
+    return figures.steps(steps, title)
+
+
 def curves_figure(args: argparse.Namespace) -> Figure:
     logdir, scalars = read_scalars(Path(args.logdir))
     return figures.curves(scalars, f"training curves of {logdir}")
@@ -182,6 +208,7 @@ COMMANDS = {
     "filters": (filters_figure, "a checkpoint's first-layer filters and their feature maps"),
     "confusion": (confusion_figure, "a checkpoint's confusion matrix and per-class accuracy on the test set"),
     "curves": (curves_figure, "loss and accuracy curves from a run's TensorBoard event files"),
+    "photo": (photo_figure, "each step of predict's conversion of a photo: background, mask, trimmed, input"),
 }
 CHECKPOINT_COMMANDS = ("predictions", "filters", "confusion")
 
@@ -199,7 +226,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "--out", type=Path, default=Path("pictures") / f"{name}.png", help="PNG to write"
         )
         command.add_argument("--verbose", action="store_true", help="show a traceback on errors")
-        if name != "curves":
+        if name not in ("curves", "photo"):
             default = (
                 "the data set the checkpoint was trained on"
                 if name in CHECKPOINT_COMMANDS
@@ -225,6 +252,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             command.add_argument("--start", type=int, default=0, help="first of the 20 images (default: 0)")
         if name == "edge-filters":
             command.add_argument("--image", help="an image file (PNG, JPEG, ...) instead of a training image")
+        if name == "photo":
+            command.add_argument("--image", required=True, help="the photo (PNG, JPEG, ...)")
+            command.add_argument(
+                "--ckpt_path", help="convert as this model takes its input (default: Fashion-MNIST's 28x28)"
+            )
+            command.add_argument(
+                "--root", help="for best/last: the folder of the run folders, e.g. runs/fast"
+            )
         if name == "curves":
             command.add_argument(
                 "--logdir", required=True, help="a run folder (version_N) or the folder of runs"

@@ -267,6 +267,17 @@ def confusion_report(confusion: torch.Tensor, class_names: Sequence[str], title:
     return fig
 
 
+def steps(pictures: Sequence[tuple[str, torch.Tensor]], title: str) -> Figure:
+    """Pictures ``[C, H, W]`` of any sizes side by side, each under its name."""
+    fig = Figure(figsize=(3 * len(pictures), 3.6))
+    for ax, (name, picture) in zip(fig.subplots(1, len(pictures)), pictures, strict=True):
+        _show(ax, _channels_last(picture), 0, 255)
+        ax.set_title(name, fontsize=10)
+        _hide_ticks(ax)
+    fig.suptitle(title)
+    return fig
+
+
 def curves(scalars: Mapping[str, Sequence[tuple[int, float]]], title: str) -> Figure:
     """Loss curves on the left, accuracy curves on the right, against the training step."""
     fig = Figure(figsize=(13, 4.8), layout="constrained")
