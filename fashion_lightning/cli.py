@@ -12,7 +12,8 @@ import traceback
 import warnings
 from pathlib import Path
 
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint, WeightAveraging
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
@@ -38,6 +39,8 @@ from fashion_lightning.viz.callback import PictureLogger
 
 # predict's batch indices serve only writers that ask for them; ours keeps the order of the images
 warnings.filterwarnings("ignore", message="Couldn't infer the batch indices fetched from your dataloader")
+# weight averaging builds the net by calling configure_model early; ours builds a whole (unsharded) net anyway
+warnings.filterwarnings("ignore", message="You're using the WeightAveraging callback with a model that")
 
 
 class FashionLightningCLI(LightningCLI):
@@ -50,11 +53,16 @@ class FashionLightningCLI(LightningCLI):
     - the notes' pictures in TensorBoard (``--pictures.*``, see ``viz.PictureLogger``);
     - checkpoints written to a temporary file and renamed into place (``AtomicCheckpointIO``);
     - ``--ckpt_path last|best`` finds the latest run's checkpoint in a fresh process, and a run resumed
-      from a checkpoint keeps writing into the run folder the checkpoint came from.
+      from a checkpoint keeps writing into the run folder the checkpoint came from;
+    - weight averaging, off unless ``--weight_averaging`` names a Lightning ``WeightAveraging`` callback
+      (``EMAWeightAveraging``), a key of its own so that no ``trainer.callbacks`` list replaces it;
+    - ``model.test_time_augmentation`` is the command's, even with a checkpoint whose own differs.
     """
 
     def __init__(self, *args, **kwargs) -> None:
         self.run_folder: Path | None = None  # the run folder to log into, when a checkpoint gives one
+        self.resumes_averaged = False  # a fit resumed from a checkpoint that weight averaging wrote
+        self.test_time_augmentation = None  # the command's own, put back over a checkpoint's
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})  # a resumed run re-saves its config
         kwargs.setdefault("auto_configure_optimizers", False)  # the model takes model.optimizer/scheduler
         # settings every config shares, written once: a fixed seed, and one device unless asked for more
@@ -86,6 +94,8 @@ class FashionLightningCLI(LightningCLI):
         parser.add_lightning_class_args(GracefulStop, "graceful_stop")
         # `predict` writes a CSV (`--predictions.output`); `--data.predict_images` picks the images
         parser.add_lightning_class_args(PredictionWriter, "predictions")
+        # off by default; not through add_lightning_class_args, which would hand the Trainer its None
+        parser.add_subclass_arguments(WeightAveraging, "weight_averaging", required=False, fail_untyped=False)
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
         files = config_files(sys.argv[1:] if args is None else args)
@@ -100,6 +110,9 @@ class FashionLightningCLI(LightningCLI):
         sys.stderr.write(said.getvalue())
         subcommand = self.config.get("subcommand")
         if subcommand:
+            # LightningCLI parses a checkpoint's hyperparameters over the command's next; test-time
+            # augmentation is how this command evaluates, so it is put back (before_instantiate_classes)
+            self.test_time_augmentation = self.config[subcommand].model.test_time_augmentation
             self._resolve_ckpt_path(self.config[subcommand], subcommand)
 
     def _resolve_ckpt_path(self, config, subcommand: str) -> None:
@@ -127,6 +140,8 @@ class FashionLightningCLI(LightningCLI):
         if folder is not None and (subcommand != "fit" or folder.parent == Path(root).resolve()):
             self.run_folder = folder
         checkpoint = read_checkpoint(path)  # a damaged file is named here, not deep inside Lightning
+        # WeightAveraging's checkpoints hold the averaged weights as state_dict, the trained ones aside
+        self.resumes_averaged = subcommand == "fit" and "current_model_state" in checkpoint
         max_epochs = config.trainer.get("max_epochs")
         if subcommand == "fit" and max_epochs is not None and max_epochs >= 0:
             done = checkpoint["epoch"] + 1  # epochs the checkpoint has finished or begun
@@ -137,6 +152,8 @@ class FashionLightningCLI(LightningCLI):
                 )
 
     def before_instantiate_classes(self) -> None:
+        if self.subcommand:
+            self.config[self.subcommand].model.test_time_augmentation = self.test_time_augmentation
         if self.subcommand not in ("fit", None):  # None: run=False, the caller may still call fit
             # test/validate/predict may log into a training run's folder: keep that run's config.yaml
             self.save_config_callback = None
@@ -148,6 +165,10 @@ class FashionLightningCLI(LightningCLI):
     def _command_config(self):
         # with run=False there is no subcommand, and the settings sit at the top of the config
         return self.config[self.subcommand] if self.subcommand else self.config
+
+    def _command_init(self):
+        # the instantiated settings, as _command_config
+        return self.config_init[self.subcommand] if self.subcommand else self.config_init
 
     def instantiate_trainer(self, **kwargs):
         trainer_config = self._command_config().trainer
@@ -168,6 +189,10 @@ class FashionLightningCLI(LightningCLI):
         unused = (PredictionWriter,) if self.subcommand not in ("predict", None) else ()
         if not checkpointing:
             unused += (ModelCheckpoint,)
+        if self.subcommand in ("fit", None):
+            self._add_weight_averaging(trainer)
+        else:  # a checkpoint's weights are the averaged ones already; the callback would only warn
+            unused += (WeightAveraging,)
         # Lightning calls every callback at each of a step's hooks, a cost per step whether used or not;
         # the CSV writer has nothing to do outside predict
         trainer.callbacks[:] = [c for c in trainer.callbacks if not isinstance(c, unused)]
@@ -176,6 +201,19 @@ class FashionLightningCLI(LightningCLI):
             # (a DummyLogger, as fast_dev_run's, has no folder: the root is the run's)
             trainer.callbacks.append(RunLock(writable_folder(trainer.log_dir or trainer.default_root_dir)))
         return trainer
+
+    def _add_weight_averaging(self, trainer: Trainer) -> None:
+        """``weight_averaging``'s callback, first: it must average a step's weights before any callback
+        saves that step (GracefulStop; Lightning itself moves its ModelCheckpoints last)."""
+        averaging = self._command_init().get("weight_averaging")
+        if averaging is not None:
+            trainer.callbacks.insert(0, averaging)
+        if self.resumes_averaged and not any(isinstance(c, WeightAveraging) for c in trainer.callbacks):
+            # without the callback, Lightning would go on training from the averaged weights
+            raise ConfigError(
+                "the checkpoint was trained with weight averaging: resume it with the same weight_averaging "
+                "(as in the run's config.yaml), or training would go on from the averaged weights"
+            )
 
     def _run_logger(self) -> TensorBoardLogger:
         root, version = self._root_dir(self._command_config()), None

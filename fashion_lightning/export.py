@@ -2,18 +2,23 @@
 
     fashion-lightning-export --ckpt_path best --root runs/fast --format onnx  # runs/fast/version_N/model.onnx
     fashion-lightning-export --ckpt_path model.ckpt --format torchscript --out model.pt
+    fashion-lightning-export --ckpt_path model.ckpt --tta_hflip --tta_shifts 1  # with test-time augmentation
 
 The exported model takes a batch of images of the shape the model was trained on, float32
 ``[N, C, H, W]`` with pixel values in [0, 1] (as torchvision's ``ToTensor`` gives them), normalises
 them as in training, and returns class probabilities ``[N, classes]``. The model's input contract
 (class names in output order, channels, size, mean and std) is written beside it as JSON
 (``model.onnx`` -> ``model.json``); the class names also go into the ONNX file's metadata and the
-TorchScript file. ONNX needs the optional extra: ``pip install 'fashion-lightning[export]'``.
+TorchScript file. The exported model classifies each image once, whatever the checkpoint's
+``test_time_augmentation``; ``--tta_hflip`` and ``--tta_shifts N`` build mirrored and moved copies
+into it (one more forward pass each), and the JSON records which. ONNX needs the optional extra:
+``pip install 'fashion-lightning[export]'``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -22,28 +27,36 @@ import torch
 from torch import nn
 
 from fashion_lightning.checkpoint_io import DiskFullError, explained, write_whole
-from fashion_lightning.errors import exit_with
+from fashion_lightning.errors import ConfigError, exit_with
 from fashion_lightning.models import ImageClassifier
+from fashion_lightning.models.test_time_augmentation import TestTimeAugmentation
 from fashion_lightning.runs import CheckpointError, load_classifier, run_folder
 
 INPUT, OUTPUT = "images", "probabilities"
 
 
 class ProbabilityModel(nn.Module):
-    """The trained net with the model's own normalisation in front and a softmax behind."""
+    """The trained net with the model's own normalisation in front and a softmax behind; with test-time
+    augmentation, the mean of the views' probabilities."""
 
-    def __init__(self, model: ImageClassifier) -> None:
+    def __init__(self, model: ImageClassifier, tta: TestTimeAugmentation) -> None:
         super().__init__()
         self.standardize = model.standardize
         self.net = model.net.to(memory_format=torch.contiguous_format).float()
+        self.tta = tta
+
+    def classify(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(self.standardize(images))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(self.standardize(images)).softmax(dim=1)
+        return self.tta(self.classify, images).softmax(dim=1)
 
 
-def export(model: ImageClassifier, kind: str, out: Path) -> Path:
-    """Write ``out`` (and the input contract beside it); returns the JSON file's path."""
-    wrapped = ProbabilityModel(model).eval()
+def export(model: ImageClassifier, kind: str, out: Path, tta: TestTimeAugmentation | None = None) -> Path:
+    """Write ``out`` (and the input contract beside it); returns the JSON file's path. ``tta``: test-time
+    augmentation to build in (default: none)."""
+    tta = tta or TestTimeAugmentation()
+    wrapped = ProbabilityModel(model, tta).eval()
     contract = model.input_contract
     example = torch.rand(2, *contract.shape)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -71,7 +84,11 @@ def export(model: ImageClassifier, kind: str, out: Path) -> Path:
     write_whole(out, content)
     sidecar = out.with_suffix(".json")
     shape = ", ".join(map(str, contract.shape))
-    description = {"class_names": names, "input": f"float32 [N, {shape}], pixels in [0, 1]"}
+    description = {
+        "class_names": names,
+        "input": f"float32 [N, {shape}], pixels in [0, 1]",
+        "test_time_augmentation": dataclasses.asdict(tta),
+    }
     write_whole(sidecar, json.dumps({**description, "input_contract": contract.to_dict()}, indent=2).encode())
     return sidecar
 
@@ -90,14 +107,25 @@ def main(argv: list[str] | None = None) -> None:
         type=Path,
         help="the file to write (default: model.onnx or .pt in the checkpoint's run folder, or beside it)",
     )
+    parser.add_argument(
+        "--tta_hflip", action="store_true", help="test-time augmentation: average with the mirrored image"
+    )
+    parser.add_argument(
+        "--tta_shifts",
+        type=int,
+        default=0,
+        metavar="N",
+        help="test-time augmentation: average with the image moved N pixels left, right, up and down",
+    )
     parser.add_argument("--verbose", action="store_true", help="show a traceback on errors")
     args = parser.parse_args(argv)
     try:
+        tta = TestTimeAugmentation(hflip=args.tta_hflip, shifts=args.tta_shifts)
         model, path = load_classifier(args.ckpt_path, args.root)
         folder = run_folder(path) or path.parent  # a checkpoint outside a run folder: beside it
         out = args.out or folder / ("model.onnx" if args.format == "onnx" else "model.pt")
-        sidecar = export(model, args.format, out)
-    except (CheckpointError, DiskFullError, ImportError, OSError) as err:
+        sidecar = export(model, args.format, out, tta)
+    except (CheckpointError, ConfigError, DiskFullError, ImportError, OSError) as err:
         exit_with(explained(err, args.out) if isinstance(err, OSError) else err, args.verbose)
     print(f"{out}\n{sidecar}")
 

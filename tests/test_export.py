@@ -13,6 +13,7 @@ from fashion_lightning.cli import FashionLightningCLI
 from fashion_lightning.data import FashionMNIST
 from fashion_lightning.export import main as export
 from fashion_lightning.models import ImageClassifier
+from fashion_lightning.models import test_time_augmentation as tta
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -76,6 +77,38 @@ def test_exports_agree_with_the_lightning_model_on_real_test_images(
         sidecar["class_names"] == classes and sidecar["input"] == "float32 [N, 1, 28, 28], pixels in [0, 1]"
     )
     assert sidecar["input_contract"]["size"] == [28, 28]
+
+
+@pytest.mark.parametrize("kind", ["onnx", "torchscript"])
+@pytest.mark.parametrize(
+    ("flags", "views"),
+    [
+        ([], tta.TestTimeAugmentation()),
+        (["--tta_hflip", "--tta_shifts=1"], tta.TestTimeAugmentation(True, 1)),
+    ],
+    ids=["plain", "mirrored and moved views"],
+)
+def test_test_time_augmentation_is_built_in_only_when_asked(kind, flags, views, checkpoint, tmp_path):
+    """The JSON says which. On random images, in a batch of another size than the export's example."""
+    out = tmp_path / ("model.onnx" if kind == "onnx" else "model.pt")
+    export([f"--ckpt_path={checkpoint}", f"--format={kind}", f"--out={out}", *flags])
+    images = torch.randint(
+        0, 256, (7, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
+    model = ImageClassifier.load_from_checkpoint(checkpoint, map_location="cpu").eval()
+    model.test_time_augmentation = views
+    with torch.no_grad():
+        expected = model.evaluate(images).softmax(dim=1)
+    pixels = images.float() / 255
+    if kind == "onnx":
+        onnxruntime = pytest.importorskip("onnxruntime")
+        session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+        got = torch.from_numpy(session.run(["probabilities"], {"images": pixels.numpy()})[0])
+    else:
+        got = torch.jit.load(str(out))(pixels)
+    assert (got - expected).abs().max() < 1e-4
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["test_time_augmentation"] == {"hflip": views.hflip, "shifts": views.shifts}
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ of a run that was never interrupted."""
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
@@ -18,9 +19,11 @@ from lightning.pytorch.callbacks import Callback
 from tiny_idx import write_tiny_fashion_mnist
 
 from fashion_lightning.cli import FashionLightningCLI
+from fashion_lightning.graceful_stop import Stopped
 from fashion_lightning.runs import claim_run_folder
 
 REPO = Path(__file__).resolve().parents[1]
+LAST_CKPT = "version_0/checkpoints/last.ckpt"
 # the dropout net (dropout draws random numbers) with random shifts and flips (so does augmentation),
 # 10 steps an epoch, a checkpoint every 5 steps, deterministic algorithms
 SETTINGS = [
@@ -50,6 +53,17 @@ class InterruptAt(Callback):
     def on_train_batch_end(self, trainer, *args) -> None:
         if trainer.global_step == self.step:
             raise Interrupted
+
+
+class SignalAt(Callback):
+    """Stands for Ctrl+C or ``kill``: SIGTERM arrives during step ``step`` + 1."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def fit(data_dir: Path, root: Path, *extra: str, callbacks=()) -> FashionLightningCLI:
@@ -242,3 +256,36 @@ def test_signal_handlers_are_given_back_after_a_fit(uninterrupted, tmp_path):
     before = [signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)]
     fit(uninterrupted["data_dir"], tmp_path / "runs", "--trainer.max_epochs=1")
     assert [signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)] == before
+
+
+EMA = ["--weight_averaging=EMAWeightAveraging", "--weight_averaging.decay=0.8"]
+
+
+@pytest.fixture(scope="module")
+def averaged_uninterrupted(uninterrupted, tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("resume-ema") / "runs"
+    run = fit(uninterrupted["data_dir"], root, *EMA)
+    return {"weights": run.model.state_dict(), "last": torch.load(root / LAST_CKPT, weights_only=True)}
+
+
+@pytest.mark.parametrize(
+    ("interrupt", "error", "saved_at"),
+    [(InterruptAt(7), Interrupted, 5), (SignalAt(12), Stopped, 13)],
+    ids=["crash mid-epoch", "SIGTERM mid-epoch (GracefulStop's checkpoint)"],
+)
+def test_resume_with_weight_averaging_is_exact(
+    interrupt, error, saved_at, uninterrupted, averaged_uninterrupted, tmp_path
+):
+    """The trained weights, the averaged ones and the average's count all go on as if never interrupted."""
+    root = tmp_path / "runs"
+    with pytest.raises(error):
+        fit(uninterrupted["data_dir"], root, *EMA, callbacks=[interrupt])
+    assert torch.load(root / LAST_CKPT, weights_only=True)["global_step"] == saved_at
+    resumed = fit(uninterrupted["data_dir"], root, *EMA, "--ckpt_path=last")
+    weights = resumed.model.state_dict()  # after fit: the averaged weights
+    for name, expected in averaged_uninterrupted["weights"].items():
+        assert torch.equal(weights[name], expected), name
+    last, expected = torch.load(root / LAST_CKPT, weights_only=True), averaged_uninterrupted["last"]
+    for key in ("state_dict", "current_model_state", "averaging_state"):
+        for name, value in expected[key].items():
+            assert torch.equal(last[key][name], value), (key, name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Literal
 
@@ -17,6 +18,7 @@ from fashion_lightning.data.contract import InputContract
 from fashion_lightning.errors import ConfigError
 from fashion_lightning.models.metrics import CONFUSION_MATRIX, class_accuracy_table, stage_metrics
 from fashion_lightning.models.standardize import Standardize
+from fashion_lightning.models.test_time_augmentation import TestTimeAugmentation
 from fashion_lightning.random_states import RANDOM_STATES, random_states, set_random_states
 
 # (in_channels, (height, width), num_classes) -> the network; in a config, a net's class and its own settings
@@ -53,6 +55,10 @@ class ImageClassifier(LightningModule):
             cross-entropy). Validation and test losses stay plain cross-entropy, comparable across runs.
         channels_last: keep the net's weights and inputs in NHWC order, which oneDNN (CPU) and cuDNN
             convolutions run faster, most of all in bf16.
+        test_time_augmentation: classify mirrored and moved copies of each image too, and average their
+            probabilities, in validation, test and predict (never in training). A choice of the command
+            that evaluates, not of the trained weights: the CLI takes it from the command, not from a
+            checkpoint.
     """
 
     def __init__(
@@ -64,6 +70,7 @@ class ImageClassifier(LightningModule):
         scheduler_interval: Literal["epoch", "step"] = "epoch",
         label_smoothing: float = 0.0,
         channels_last: bool = False,
+        test_time_augmentation: TestTimeAugmentation = TestTimeAugmentation(),
     ) -> None:
         super().__init__()
         if net is None:
@@ -79,6 +86,7 @@ class ImageClassifier(LightningModule):
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.optimizer = optimizer
         self.scheduler = scheduler
+        self.test_time_augmentation = test_time_augmentation
         self.input_contract: InputContract | None = None
         self.net: nn.Module | None = None
         self.train_totals: dict = {}  # the epoch's running training sums, see _reset_train_totals
@@ -89,6 +97,18 @@ class ImageClassifier(LightningModule):
         self.checkpoint_position: tuple[int, int] | None = None  # (epoch, step) of the loaded weights
         if input_contract is not None:
             self._build(InputContract.of(input_contract))
+
+    def __deepcopy__(self, memo: dict) -> ImageClassifier:
+        """Weight averaging (``EMAWeightAveraging``) deep-copies the model. The copy shares the net's,
+        optimizer's and scheduler's factories: under LightningCLI they hold the CLI itself (through its
+        checkpoint instantiator), trainer and data included, which would be copied too, or fail to be
+        (the run lock's open file)."""
+        for factory in (self.make_net, self.optimizer, self.scheduler):
+            memo[id(factory)] = factory
+        copied = type(self).__new__(type(self))
+        memo[id(self)] = copied
+        copied.__setstate__(copy.deepcopy(self.__getstate__(), memo))
+        return copied
 
     def _build(self, contract: InputContract) -> None:
         """The net, the normalisation and the per-class metrics, for images as ``contract`` describes."""
@@ -120,6 +140,11 @@ class ImageClassifier(LightningModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Class scores for images as the data stores them (uint8), or as floats in [0, 1]."""
         return self.net(self.standardize(images.contiguous(memory_format=self.memory_format)))
+
+    def evaluate(self, images: torch.Tensor) -> torch.Tensor:
+        """Class scores as validation, test and predict take them: ``forward``'s, or with test-time
+        augmentation the log of the views' mean probabilities."""
+        return self.test_time_augmentation(self, images)
 
     def model_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], label_smoothing: float = 0.0
@@ -228,11 +253,12 @@ class ImageClassifier(LightningModule):
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         images, _ = batch
-        return self(images).softmax(dim=1)
+        return self.evaluate(images).softmax(dim=1)
 
     def _update_stage(self, batch, loss_metric: MeanMetric, metrics: MetricCollection) -> None:
-        loss, logits, labels = self.model_step(batch)
-        loss_metric.update(loss, len(labels))
+        images, labels = batch
+        logits = self.evaluate(images)
+        loss_metric.update(F.cross_entropy(logits, labels), len(labels))
         metrics.update(logits, labels)
 
     def _log_stage(self, metrics: MetricCollection, loss: MeanMetric) -> dict[str, torch.Tensor]:
