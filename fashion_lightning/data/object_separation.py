@@ -5,19 +5,23 @@ light on black. A user's photo has a background of its own (grey, coloured, a gr
 a table and the floor beyond its edge, a shadow), so the darkness on white is generalised to the colour
 distance from the background *at each pixel*:
 
-1. the background is modelled from the picture's border: a smooth surface of colour (second order in x
-   and y, fitted by least squares that leave out the border pixels that do not fit it, such as an object
-   touching the edge), so a gradient or uneven light is background too;
+1. the background is modelled from the picture's border: a smooth surface of colour (a plane, then
+   second order in x and y, fitted by least squares that leave out the border pixels that do not fit
+   it, such as an object touching the edge), so a gradient or uneven light is background too; where
+   the border pixels it leaves out are one smooth surface of their own running in from the edge (the
+   floor beyond a table's edge), that region is modelled by a second surface;
 2. a threshold on the distance from it is chosen for this picture alone (Otsu's), and the mask's pieces
    are joined (closing) and filled;
-3. pieces that run along the picture's edge (a table edge, the floor) are background; of the rest, the
-   largest and the pieces near it are the object (a sandal's straps are several pieces);
+3. pieces that run along the picture's edge are background; of the rest, the largest and the pieces
+   near it are the object (a sandal's straps are several pieces);
 4. an object that is a flat, nearly convex plate holding another object, such as a card the garment
    lies on, is background too: the background is modelled again from the plate's rim, and the object
-   inside it is taken.
+   inside it is taken;
+5. the object is turned upright (by the few degrees that make its upright box smallest) and trimmed,
+   at the photo's own resolution: the separation itself runs on a small copy, for speed.
 
-The image operations (Otsu's threshold, labelling, closing, hole filling, shapes) are scikit-image's:
-maintained, vectorised, and exactly the standard operations named here.
+The image operations (Otsu's threshold, labelling, closing, hole filling, convex hulls) are
+scikit-image's and SciPy's: maintained, vectorised, and exactly the standard operations named here.
 """
 
 from __future__ import annotations
