@@ -153,16 +153,15 @@ def fit_image(
     mode = MODES[channels] if channels else image.mode
     if how == "crop":
         return ImageOps.fit(image, (width, height), Image.Resampling.LANCZOS).convert(mode)
-    strength = object_on_black(image, separate(working_copy(image)), len(mode))
-    if strength is None:  # nothing stands out from the background
-        return Image.new(mode, (width, height), 0)
-    return _centred(strength, size, mode)
+    return _centred(object_on_black(image, separate(working_copy(image)), len(mode)), size, mode)
 
 
-def _centred(strength: np.ndarray, size: tuple[int, int], mode: str) -> Image.Image:
+def _centred(strength: np.ndarray | None, size: tuple[int, int], mode: str) -> Image.Image:
     """``[H, W, C]`` values in 0..1, scaled (Lanczos) so that the longer side fits ``size`` (height,
-    width), centred on black."""
+    width), centred on black; None (nothing stands out from the background): all black."""
     height, width = size
+    if strength is None:
+        return Image.new(mode, (width, height), 0)
     scale = min(width / strength.shape[1], height / strength.shape[0])
     scaled = (max(1, round(strength.shape[1] * scale)), max(1, round(strength.shape[0] * scale)))
     planes = [
@@ -182,14 +181,17 @@ def conversion_steps(
 ) -> list[tuple[str, torch.Tensor]]:
     """``fit_image``'s steps, named, as uint8 ``[C, H, W]`` pictures: for ``object``, the photo, its
     distance from the background, the object's mask and the object trimmed; then the model's input."""
-    fitted = ("the model's input", pil_to_tensor(fit_image(image, size, how, channels)))
     if how == "crop":
-        return [("the photo", pil_to_tensor(image)), fitted]
+        return [
+            ("the photo", pil_to_tensor(image)),
+            ("the model's input", pil_to_tensor(fit_image(image, size, how, channels))),
+        ]
     work = working_copy(image)
     separation = separate(work)
     distance = separation.distance / max(separation.distance.max(), 1e-6) * 255
     upright = object_on_black(image, separation, channels)
     trimmed = np.zeros((1, 1, channels)) if upright is None else upright * 255
+    fitted = ("the model's input", pil_to_tensor(_centred(upright, size, MODES[channels])))
 
     def picture(array: np.ndarray) -> torch.Tensor:
         array = array[..., None] if array.ndim == 2 else array
