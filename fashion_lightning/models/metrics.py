@@ -26,23 +26,21 @@ def stage_metrics(class_names: Sequence[str], stage: str) -> MetricCollection:
     the notes' table. A per-class name never extends an overall one (``val/acc/Shirt`` would need
     ``val/acc`` to be a folder in loggers that store a metric per file, as MLflow's file store).
     Compute groups are off: with ClasswiseWrapper they warn on every epoch, and the separate updates
-    cost little next to the forward pass. Nor are the inputs checked again at every update
-    (``validate_args``): they are the model's own scores, and labels checked when the data was read.
+    cost little next to the forward pass.
     """
     n, labels = len(class_names), list(class_names)
-    unchecked = {"num_classes": n, "validate_args": False}
 
     def per_class(metric: type, name: str) -> ClasswiseWrapper:
-        return ClasswiseWrapper(metric(**unchecked, average=None), labels=labels, prefix=f"{name}/")
+        return ClasswiseWrapper(metric(num_classes=n, average=None), labels=labels, prefix=f"{name}/")
 
     return MetricCollection(
         {
-            "acc": MulticlassAccuracy(**unchecked, average="micro"),
-            "f1": MulticlassF1Score(**unchecked, average="macro"),
+            "acc": MulticlassAccuracy(n, average="micro"),
+            "f1": MulticlassF1Score(n, average="macro"),
             "acc_per_class": per_class(MulticlassRecall, "class_acc"),
             "precision_per_class": per_class(MulticlassPrecision, "class_precision"),
             "f1_per_class": per_class(MulticlassF1Score, "class_f1"),
-            CONFUSION_MATRIX: MulticlassConfusionMatrix(**unchecked),
+            CONFUSION_MATRIX: MulticlassConfusionMatrix(n),
         },
         prefix=f"{stage}/",
         compute_groups=False,
