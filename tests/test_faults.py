@@ -120,16 +120,16 @@ def fit_process(data: Path, root: Path, *extra: str) -> subprocess.Popen:
 def test_one_writer_per_run_and_a_killed_writers_lock_is_taken_over(tmp_path, no_system_copies):
     from tiny_idx import write_tiny_fashion_mnist
 
-    data = write_tiny_fashion_mnist(tmp_path / "data", n_train=2440)  # 240 steps an epoch: time to look
+    data = write_tiny_fashion_mnist(tmp_path / "data", n_train=2440)
     root = tmp_path / "runs"
-    first = fit_process(data, root)
+    first = fit_process(data, root, "--trainer.max_epochs=1000")  # still training when the second comes
     lock, last = root / "version_0" / LOCK, root / "version_0" / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 120
     while not last.exists() and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     try:
         assert f'"pid": {first.pid}' in lock.read_text()
-        second = fit_process(data, root, "--ckpt_path=last")
+        second = fit_process(data, root, "--ckpt_path=last", "--trainer.max_epochs=1000")
         _, stderr = second.communicate(timeout=120)
         assert second.returncode == 1 and "Traceback" not in stderr
         assert f"{root / 'version_0'} is being trained by process {first.pid} on " in stderr
@@ -137,8 +137,10 @@ def test_one_writer_per_run_and_a_killed_writers_lock_is_taken_over(tmp_path, no
         first.send_signal(signal.SIGKILL)  # dies holding the lock
         first.wait()
     assert f'"pid": {first.pid}' in lock.read_text(), "a killed process leaves its lock file"
+    epochs = torch.load(last, weights_only=False)["epoch"] + 1  # the killed run's epoch, finished
+    resume = args(data, root, "--ckpt_path=last", f"--trainer.max_epochs={epochs}")
     third = subprocess.run(
-        [str(Path(sys.executable).parent / "fashion-lightning"), *args(data, root, "--ckpt_path=last")],
+        [str(Path(sys.executable).parent / "fashion-lightning"), *resume],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert third.returncode == 0, third.stderr[-2000:]

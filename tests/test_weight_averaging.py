@@ -94,7 +94,10 @@ def test_validation_best_checkpoint_and_test_use_the_averaged_weights(runs):
     fitted, root = runs["ema"].trainer.callback_metrics, runs["root"]
     # a fresh validate of last.ckpt (its state_dict: the average) measures what fit's validation did
     check = FashionLightningCLI(args=command("validate", runs["data_dir"], root, "--ckpt_path=last"))
-    assert check.trainer.callback_metrics["val/loss"] == fitted["val/loss"]
+    # (to float32 rounding: a convolution may sum in another order in a fresh process)
+    torch.testing.assert_close(
+        check.trainer.callback_metrics["val/loss"], fitted["val/loss"], rtol=1e-5, atol=0
+    )
     assert check.trainer.callback_metrics["val/acc"] == fitted["val/acc"]
     # test of the best checkpoint, chosen by that val/acc, tests its averaged weights, with no callback
     tested = FashionLightningCLI(args=command("test", runs["data_dir"], root, "--ckpt_path=best"))
