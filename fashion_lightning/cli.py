@@ -21,6 +21,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from fashion_lightning.checkpoint_io import DISK_FULL, AtomicCheckpointIO, DiskFullError, explained
 from fashion_lightning.config_files import check_syntax, config_files, name_the_file
+from fashion_lightning.cpu_precision import precision_for_this_cpu
 from fashion_lightning.data import DataError, ImageDataModule
 from fashion_lightning.errors import ConfigError, exit_with
 from fashion_lightning.graceful_stop import GracefulStop, Stopped
@@ -108,12 +109,23 @@ class FashionLightningCLI(LightningCLI):
             sys.stderr.write(name_the_file(said.getvalue(), files) if exit_.code else said.getvalue())
             raise
         sys.stderr.write(said.getvalue())
+        given = sys.argv[1:] if args is None else args
+        self._choose_precision(any(arg.startswith("--trainer.precision") for arg in given))
         subcommand = self.config.get("subcommand")
         if subcommand:
             # LightningCLI parses a checkpoint's hyperparameters over the command's next; test-time
             # augmentation is how this command evaluates, so it is put back (before_instantiate_classes)
             self.test_time_augmentation = self.config[subcommand].model.test_time_augmentation
             self._resolve_ckpt_path(self.config[subcommand], subcommand)
+
+    def _choose_precision(self, insisted: bool) -> None:
+        """A config's bf16-mixed, on a CPU that would only emulate bf16, becomes float32 (cpu_precision),
+        and the run's config.yaml says so."""
+        subcommand = self.config.get("subcommand")  # self.subcommand is set after parsing
+        trainer = (self.config[subcommand] if subcommand else self.config).trainer
+        trainer.precision, why = precision_for_this_cpu(trainer.precision, trainer.accelerator, insisted)
+        if why and rank_zero_only.rank == 0:
+            print(why, file=sys.stderr)
 
     def _resolve_ckpt_path(self, config, subcommand: str) -> None:
         """Turn ``last``/``best`` into a file before Lightning reads the checkpoint's hyperparameters."""

@@ -7,7 +7,8 @@
     the dropout net, SGD lr=0.001 momentum=0.9, all 60,000 training images, no validation;
 (b) a plain PyTorch loop over this project's data path (device-resident batches), same net and epochs,
     at ``--batch-size`` with SGD ``--lr`` momentum 0.9, channels-last and ``--precision`` (bf16 autocast
-    by default, as the project's fast configs), validating on the held-out 5,000 every epoch;
+    by default, as the project's fast configs, but float32 on a CPU without AVX-512), validating on the
+    held-out 5,000 every epoch;
 (c) ``fashion-lightning fit`` (the CLI, in this process) with exactly (b)'s settings, per-class
     metrics, checkpoints and TensorBoard on;
 (c0) Lightning's floor: a ``Trainer`` with no logger, checkpoints or callbacks fitting a LightningModule
@@ -44,6 +45,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
 from fashion_lightning.cli import FashionLightningCLI
+from fashion_lightning.cpu_precision import INSTEAD, SLOW, precision_for_this_cpu
 from fashion_lightning.data import DeviceBatches, EpochBatches, FashionMNIST, ImageDataModule, InputContract
 from fashion_lightning.models import DropoutNet
 from fashion_lightning.models.standardize import Standardize
@@ -363,7 +365,8 @@ def machine() -> str:
         pass
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"
     return (
-        f"{cpu}, {torch.get_num_threads()} torch threads{gpu}; Python {platform.python_version()}, "
+        f"{cpu} ({torch.backends.cpu.get_cpu_capability()}), {torch.get_num_threads()} torch threads{gpu}; "
+        f"Python {platform.python_version()}, "
         f"torch {torch.__version__}, lightning {lightning.__version__}; {datetime.date.today()}"
     )
 
@@ -381,9 +384,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--precision",
-        default="bf16-mixed",
-        choices=["bf16-mixed", "32-true"],
-        help="precision of (b) and (c)",
+        default=precision_for_this_cpu(SLOW, "auto", insisted=False)[0],
+        choices=[SLOW, INSTEAD],
+        help="precision of (b) and (c); by default bf16-mixed, but 32-true on a CPU without AVX-512, as "
+        "the CLI chooses for a config's bf16-mixed",
     )
     parser.add_argument("--skip-loops", action="store_true", help="only run --configs")
     parser.add_argument(
