@@ -27,6 +27,7 @@ def test_benchmark_runs_the_loops_and_a_config(tmp_path, no_system_copies):
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=True)
     out = done.stdout
     assert "Machine: " in out and "Command: python scripts/benchmark.py" in out
+    assert "args parameter is intended" not in done.stderr, "the in-process CLI gets only its own args"
     for row in (
         "(a) notes' loop, batch 20",
         "(b) plain PyTorch loop, batch 128",
