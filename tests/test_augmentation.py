@@ -7,7 +7,7 @@ import torch
 from lightning.pytorch import Trainer
 
 from fashion_lightning.data import Augmentation, FashionMNIST, ImageDataModule
-from fashion_lightning.data.augmentation import random_crop, random_erase, random_hflip
+from fashion_lightning.data.augmentation import random_crop, random_erase, random_hflip, random_shadow
 
 
 @pytest.fixture
@@ -23,7 +23,8 @@ def batch() -> torch.Tensor:
         Augmentation(crop_padding=3),
         Augmentation(hflip=True),
         Augmentation(erase_prob=1.0),
-        Augmentation(crop_padding=2, hflip=True, erase_prob=0.5),
+        Augmentation(shadow_prob=1.0),
+        Augmentation(crop_padding=2, hflip=True, erase_prob=0.5, shadow_prob=0.5),
     ],  # fmt: skip
 )
 def test_augmentation_keeps_shape_and_dtype(batch, augment):
@@ -72,11 +73,32 @@ def test_erasing_replaces_one_rectangle_in_the_chosen_images():
         assert box.ne(0).float().mean() > 0.9, "the changed pixels fill one rectangle"
 
 
+def test_a_shadow_lies_on_one_side_of_the_object_and_under_none_of_it():
+    torch.manual_seed(4)
+    squares = torch.zeros(200, 1, 28, 28, dtype=torch.uint8)
+    squares[:, :, 9:19, 9:19] = 255
+    out = random_shadow(squares, prob=0.5)
+    changed = out.ne(squares).flatten(1).any(dim=1)
+    assert 60 < changed.sum() < 140
+    assert out[:, :, 9:19, 9:19].eq(255).all(), "a solid object hides its shadow"
+    sides = set()
+    for image in out[changed, 0].float():
+        rows, cols = image.nonzero(as_tuple=True)
+        weights = image[rows, cols] * (image[rows, cols] < 255)  # the shadow alone
+        row, col = (rows * weights).sum() / weights.sum(), (cols * weights).sum() / weights.sum()
+        assert image.max() == 255 and 0.1 * 255 < image[image < 255].max() < 0.6 * 255
+        assert max(abs(row - 13.5), abs(col - 13.5)) > 1.5, "the shadow is moved off the object's centre"
+        sides.add((bool(row > 13.5), bool(col > 13.5)))
+    assert len(sides) == 4, "each image's shadow falls its own way"
+
+
 def test_bad_settings_are_refused_with_the_setting_named():
     with pytest.raises(ValueError, match="crop_padding"):
         Augmentation(crop_padding=-1)
     with pytest.raises(ValueError, match="erase_prob"):
         Augmentation(erase_prob=1.5)
+    with pytest.raises(ValueError, match="shadow_prob"):
+        Augmentation(shadow_prob=-0.1)
 
 
 def test_the_data_module_augments_training_batches_only_and_keeps_labels(tiny_data):
