@@ -102,12 +102,17 @@ class FashionLightningCLI(LightningCLI):
         files = config_files(sys.argv[1:] if args is None else args)
         check_syntax(files)
         said = io.StringIO()  # the parser's own words, to name the config file they are about
+        argv = sys.argv
         try:
+            if args is not None:  # args are the whole command: Lightning warns if sys.argv holds a script's
+                sys.argv = argv[:1]
             with contextlib.redirect_stderr(said):
                 super().parse_arguments(parser, args)
         except SystemExit as exit_:
             sys.stderr.write(name_the_file(said.getvalue(), files) if exit_.code else said.getvalue())
             raise
+        finally:
+            sys.argv = argv
         sys.stderr.write(said.getvalue())
         given = sys.argv[1:] if args is None else args
         self._choose_precision(any(arg.startswith("--trainer.precision") for arg in given))

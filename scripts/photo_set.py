@@ -255,6 +255,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    # the CLI runs in this process on arguments of its own: Lightning warns if sys.argv holds others
-    argv, sys.argv[1:] = sys.argv[1:], []
-    main(argv)
+    main()

@@ -84,10 +84,12 @@ def test_every_config_file_is_used_by_an_experiment_or_is_a_data_set():
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS + [f"fast+{data}" for data in DATA_SETS])
-def test_every_experiment_parses(experiment, capsys):
+def test_every_experiment_parses(experiment, capsys, recwarn):
     with pytest.raises(SystemExit) as exit_info:
         main(["fit", *config_args(experiment), "--print_config"])
     assert exit_info.value.code == 0
+    # the command is main's args, not pytest's sys.argv (as for scripts and the sweep, in process)
+    assert not [w for w in recwarn if "args parameter is intended" in str(w.message)]
     printed = yaml.safe_load(capsys.readouterr().out)
     net = printed["model"]["net"]
     assert net["class_path"].startswith("fashion_lightning.models.")
