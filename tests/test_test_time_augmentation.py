@@ -56,6 +56,20 @@ def test_the_views_probabilities_are_averaged(hflip, shifts, views):
         torch.testing.assert_close(scores.exp(), expected)
 
 
+def test_each_view_is_a_pass_of_the_batchs_own_size():
+    """Evaluation memory and a CPU's per-image speed depend on the pass's size: views must not be
+    stacked into one pass of views x eval_batch_size images."""
+    passes = []
+
+    def classify(images: torch.Tensor) -> torch.Tensor:
+        passes.append(len(images))
+        return torch.zeros(len(images), 10)
+
+    images = torch.randint(0, 256, (7, 1, 28, 28), dtype=torch.uint8)
+    tta.TestTimeAugmentation(hflip=True, shifts=1)(classify, images)
+    assert passes == [7] * 6
+
+
 def test_views_run_in_bf16_autocast_with_channels_last():
     torch.manual_seed(0)
     model = ImageClassifier(ConvBNNet, CONTRACT, channels_last=True).eval()
