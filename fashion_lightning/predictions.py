@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from fashion_lightning.checkpoint_io import replaced_whole
+from fashion_lightning.errors import ConfigError
 
 COLUMNS = ("path", "predicted", "probability", "second", "second_probability", "third", "third_probability")
 
@@ -30,31 +32,51 @@ class PredictionWriter(BasePredictionWriter):
 
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.world_size > 1:
-            raise RuntimeError(
-                "predict writes one CSV from one process: run it with --trainer.devices 1 "
+            raise ConfigError(
+                "trainer.devices: predict writes one CSV from one process: run it with --trainer.devices 1 "
                 "(it takes seconds even for the 10,000 test images)"
             )
+        # refused before the images are classified, not after
+        if self.output.is_dir():
+            raise ConfigError(
+                f"predictions.output: {self.output} is a folder; give a file in it, "
+                f"e.g. {self.output / 'predictions.csv'}"
+            )
+        try:
+            self.output.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.output.parent):
+                pass
+        except OSError as err:
+            raise ConfigError(
+                f"predictions.output: cannot write into {self.output.parent} ({err.strerror}); "
+                "give a file in a writable folder"
+            ) from None
 
     def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
         probabilities = torch.cat(predictions).float().cpu()
         datamodule = trainer.datamodule
-        labels = datamodule.predict_set.labels
+        count = len(probabilities)  # fewer than all with trainer.limit_predict_batches or fast_dev_run
+        labels = datamodule.predict_set.labels[:count]
         labelled = bool((labels >= 0).all())
         names = pl_module.class_names
-        top = probabilities.topk(3, dim=1)
+        top = probabilities.topk(min(3, len(names)), dim=1)  # a two-class model has no third
         rows = []
         for path, classes, values, label in zip(
-            datamodule.predict_names, top.indices.tolist(), top.values.tolist(), labels.tolist(), strict=True
+            datamodule.predict_names[:count],
+            top.indices.tolist(),
+            top.values.tolist(),
+            labels.tolist(),
+            strict=True,
         ):
             row = [path] + [
                 item for c, v in zip(classes, values, strict=True) for item in (names[c], f"{v:.4f}")
             ]
             rows.append(row + ([names[label]] if labelled else []))
-        self._write(COLUMNS + (("true",) if labelled else ()), rows)
+        columns = COLUMNS[: 1 + 2 * top.indices.shape[1]]
+        self._write(columns + (("true",) if labelled else ()), rows)
         self._summary(top.indices[:, 0], labels if labelled else None, names)
 
     def _write(self, header: tuple[str, ...], rows: list[list[str]]) -> None:
-        self.output.parent.mkdir(parents=True, exist_ok=True)
         with replaced_whole(self.output) as partial, partial.open("w", newline="") as file:
             writer = csv.writer(file)
             writer.writerow(header)

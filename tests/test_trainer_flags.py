@@ -76,7 +76,7 @@ def test_a_trainer_flag_trains_and_tests(flags, tiny_data, tmp_path, monkeypatch
 @pytest.mark.parametrize(
     "flags",
     [
-        ["--trainer.limit_test_batches=1", "--trainer.limit_predict_batches=1"],
+        ["--trainer.limit_test_batches=1", "--trainer.limit_predict_batches=1", "--data.eval_batch_size=2"],
         ["--trainer.logger=false"],
         ["--trainer.precision=bf16-mixed"],
     ],
