@@ -76,7 +76,8 @@ def test_a_trainer_flag_trains_and_tests(flags, tiny_data, tmp_path, monkeypatch
 @pytest.mark.parametrize(
     "flags",
     [
-        ["--trainer.limit_test_batches=1", "--trainer.limit_predict_batches=1", "--data.eval_batch_size=2"],
+        # 1 would be read as 1.0, all batches
+        ["--trainer.limit_test_batches=2", "--trainer.limit_predict_batches=3", "--data.eval_batch_size=2"],
         ["--trainer.logger=false"],
         ["--trainer.precision=bf16-mixed"],
     ],
@@ -91,8 +92,8 @@ def test_test_and_predict_take_trainer_flags(subcommand, flags, tiny_data, tmp_p
         assert "test/acc" in run.trainer.callback_metrics
     else:
         rows = Path("predictions.csv").read_text().splitlines()[1:]
-        limited = "--trainer.limit_predict_batches=1" in flags  # one batch of 2: a row an image predicted
-        assert len(rows) == 2 if limited else len(rows) > 2
+        limited = "--trainer.limit_predict_batches=3" in flags  # 3 batches of 2: a row an image predicted
+        assert len(rows) == 6 if limited else len(rows) == 60
 
 
 @pytest.mark.parametrize(
