@@ -451,3 +451,43 @@ def test_a_link_loop_in_a_class_folder_lists_each_image_once(tmp_path):
     source = folder_source(root, tmp_path)
     paths = source.image_paths(train=True) + source.image_paths(train=False)
     assert len(paths) == len(set(paths)) == 12
+
+
+def test_a_two_class_model_predicts_both_classes_a_row(tmp_path):
+    write_shapes(tmp_path / "photos", per_class=6, classes=SHAPES[:2])
+    cli_fit(tmp_path, "runs", "--trainer.max_epochs=1")
+    output = tmp_path / "predictions.csv"
+    checkpoint = tmp_path / "runs" / "version_0" / "checkpoints" / "last.ckpt"
+    predict = ["predict", f"--ckpt_path={checkpoint}", f"--data.predict_images={tmp_path / 'photos'}"]
+    main([*predict, f"--predictions.output={output}", *QUIET])
+    rows = list(csv.DictReader(output.open()))
+    assert len(rows) == 12 and list(rows[0]) == [
+        "path",
+        "predicted",
+        "probability",
+        "second",
+        "second_probability",
+    ]
+    assert all({row["predicted"], row["second"]} == set(SHAPES[:2]) for row in rows)
+
+
+def test_split_folders_other_than_train_and_test_are_not_taken_for_classes(tmp_path):
+    root = tmp_path / "photos"
+    write_shapes(root / "Train", per_class=2)
+    write_shapes(root / "val", per_class=1)
+    with pytest.raises(DataError, match=r"has Train/, val/ but not both train/ and test/"):
+        folder_source(root, tmp_path).prepare()
+    write_shapes(root / "Test", per_class=1)
+    with pytest.warns(UserWarning, match=r"only Train/ and Test/ are read, not val/"):
+        source = folder_source(root, tmp_path)
+        assert (len(source.load(train=True)), len(source.load(train=False))) == (6, 3)
+
+
+def test_a_cache_inside_the_image_folder_is_not_a_class(tmp_path):
+    root = write_shapes(tmp_path / "data", per_class=3)
+    source = folder_source(root, tmp_path, cache_dir=str(root / "cache"))
+    source.prepare()
+    assert any((root / "cache").iterdir())
+    assert list(
+        folder_source(root, tmp_path, cache_dir=str(root / "cache")).load(train=True).classes
+    ) == list(SHAPES)

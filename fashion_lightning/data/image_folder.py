@@ -33,6 +33,7 @@ from fashion_lightning.errors import ConfigError
 
 CACHE_VERSION = 2  # raise it when the cache's content or the decoding changes
 DECODE_BATCH = 32  # images a decoding worker hands back at a time
+SPLIT_NAMES = ("train", "test", "val", "valid", "validation")  # folders of a split, not of a class
 NAMED_SKIPS = 10  # skipped files a warning names; the rest are counted
 LAYOUT = (
     "one subfolder of images per class (<root>/<class>/<image>), or train/ and test/ folders of those "
@@ -202,16 +203,36 @@ class ImageFolder(ImageSource):
         if not root.is_dir():
             what = "is not a folder" if root.exists() else "does not exist"
             raise DataError(f"data.source.root: {root} {what}; give a folder with {LAYOUT}")
-        top = _class_folders(root)
-        if "train" in top and "test" in top:
-            classes = _class_folders(root / "train")
-            extra = sorted(set(_class_folders(root / "test")) - set(classes))
+        cache = Path(self.cache_dir).expanduser().resolve()
+        # the cache may lie in the folder (root data/, cache data/cache): it is no class
+        top = [name for name in _class_folders(root) if (root / name).resolve() != cache]
+        if not top:
+            raise DataError(f"{root} has no class folders but the cache; give a folder with {LAYOUT}")
+        splits = {name.lower(): name for name in top if name.lower() in SPLIT_NAMES}
+        if "train" in splits and "test" in splits:
+            train_dir, test_dir = splits["train"], splits["test"]
+            ignored = sorted(set(top) - {train_dir, test_dir})
+            if ignored:
+                rank_zero_warn(
+                    f"{root}: only {train_dir}/ and {test_dir}/ are read, not {', '.join(ignored)}/ "
+                    "(validation images are held out of the training ones, data.val_size): move their "
+                    f"images into {train_dir}/ to train on them"
+                )
+            classes = _class_folders(root / train_dir)
+            extra = sorted(set(_class_folders(root / test_dir)) - set(classes))
             if extra:
                 raise DataError(
-                    f"{root / 'test'} has class folders that {root / 'train'} lacks ({', '.join(extra)}): "
-                    "the model learns only the training classes; add their training images or remove them"
+                    f"{root / test_dir} has class folders that {root / train_dir} lacks "
+                    f"({', '.join(extra)}): the model learns only the training classes; add their training "
+                    "images or remove them"
                 )
-            train, test = self._files(root, "train", classes), self._files(root, "test", classes)
+            train, test = self._files(root, train_dir, classes), self._files(root, test_dir, classes)
+        elif splits:
+            raise DataError(
+                f"{root} has {', '.join(f'{name}/' for name in splits.values())} but not both train/ and "
+                f"test/, so its folders would be taken for classes: name them train/ and test/ (validation "
+                f"images are held out of train/ by data.val_size), or give a folder with {LAYOUT}"
+            )
         else:
             classes = top
             train, test = self._hold_out(self._files(root, "", classes))
