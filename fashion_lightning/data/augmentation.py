@@ -20,8 +20,8 @@ class Augmentation:
     """Training-time augmentation, all off by default (the notes train on the images as they are).
 
     Args:
-        crop_padding: pad by this many black pixels, then crop a random 28x28 window (a random
-            translation of up to ``crop_padding`` pixels each way).
+        crop_padding: pad by this many black pixels, then crop a random window of the image's own size
+            (a random translation of up to ``crop_padding`` pixels each way).
         hflip: mirror half of the images left-right (clothes are left-right symmetric; the labels stay).
         erase_prob: the share of images in which a random rectangle (2% to 33% of the image, aspect
             0.3 to 3.3, as torchvision's ``RandomErasing``) is replaced by random pixels.
