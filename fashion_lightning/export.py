@@ -8,11 +8,11 @@ The exported model takes a batch of images of the shape the model was trained on
 ``[N, C, H, W]`` with pixel values in [0, 1] (as torchvision's ``ToTensor`` gives them), normalises
 them as in training, and returns class probabilities ``[N, classes]``. The model's input contract
 (class names in output order, channels, size, mean and std) is written beside it as JSON
-(``model.onnx`` -> ``model.json``); the class names also go into the ONNX file's metadata and the
+(``model.onnx`` -> ``model.onnx.json``); the class names also go into the ONNX file's metadata and the
 TorchScript file. The exported model classifies each image once, whatever the checkpoint's
 ``test_time_augmentation``; ``--tta_hflip`` and ``--tta_shifts N`` build mirrored and moved copies
 into it (one more forward pass each), and the JSON records which. ONNX needs the optional extra:
-``pip install 'fashion-lightning[export]'``.
+``pip install -e '.[export]'`` in this project's folder.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def export(model: ImageClassifier, kind: str, out: Path, tta: TestTimeAugmentati
             import onnx
         except ImportError:
             raise ImportError(
-                "ONNX export needs the optional extra: pip install 'fashion-lightning[export]'"
+                "ONNX export needs the optional extra: pip install -e '.[export]' in the project's folder"
             ) from None
         batch = torch.export.Dim("batch")
         program = torch.onnx.export(
@@ -82,7 +82,7 @@ def export(model: ImageClassifier, kind: str, out: Path, tta: TestTimeAugmentati
         onnx.helper.set_model_props(proto, {"class_names": json.dumps(names)})
         content = proto.SerializeToString()
     write_whole(out, content)
-    sidecar = out.with_suffix(".json")
+    sidecar = sidecar_path(out)
     shape = ", ".join(map(str, contract.shape))
     description = {
         "class_names": names,
@@ -91,6 +91,23 @@ def export(model: ImageClassifier, kind: str, out: Path, tta: TestTimeAugmentati
     }
     write_whole(sidecar, json.dumps({**description, "input_contract": contract.to_dict()}, indent=2).encode())
     return sidecar
+
+
+def sidecar_path(out: Path) -> Path:
+    """The input contract's JSON beside an exported model: ``model.onnx`` -> ``model.onnx.json``, so that
+    an ONNX and a TorchScript export in one folder each keep their own."""
+    return out.with_name(out.name + ".json")
+
+
+def checked_out(out: Path, checkpoint: Path) -> Path:
+    """``--out``, refused if writing it would replace the checkpoint or another one."""
+    if out.suffix == ".ckpt" or out.resolve() == checkpoint.resolve():
+        raise ConfigError(
+            f"--out {out} would overwrite a checkpoint: give a model file such as model.onnx or model.pt"
+        )
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder: give a file in it, such as {out / 'model.onnx'}")
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -123,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
         tta = TestTimeAugmentation(hflip=args.tta_hflip, shifts=args.tta_shifts)
         model, path = load_classifier(args.ckpt_path, args.root)
         folder = run_folder(path) or path.parent  # a checkpoint outside a run folder: beside it
-        out = args.out or folder / ("model.onnx" if args.format == "onnx" else "model.pt")
+        out = checked_out(args.out or folder / ("model.onnx" if args.format == "onnx" else "model.pt"), path)
         sidecar = export(model, args.format, out, tta)
     except (CheckpointError, ConfigError, DiskFullError, ImportError, OSError) as err:
         exit_with(explained(err, args.out) if isinstance(err, OSError) else err, args.verbose)

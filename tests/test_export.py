@@ -12,6 +12,7 @@ from tiny_idx import write_tiny_fashion_mnist
 from fashion_lightning.cli import FashionLightningCLI
 from fashion_lightning.data import FashionMNIST
 from fashion_lightning.export import main as export
+from fashion_lightning.export import sidecar_path
 from fashion_lightning.models import ImageClassifier
 from fashion_lightning.models import test_time_augmentation as tta
 
@@ -53,7 +54,7 @@ def test_exports_agree_with_the_lightning_model_on_real_test_images(
 ):
     out = tmp_path / ("model.onnx" if kind == "onnx" else "model.pt")
     export([f"--ckpt_path={checkpoint}", f"--format={kind}", f"--out={out}"])
-    assert capsys.readouterr().out.split() == [str(out), str(out.with_suffix(".json"))]
+    assert capsys.readouterr().out.split() == [str(out), str(sidecar_path(out))]
     test = FashionMNIST(str(real_data_dir)).load(train=False)
     images = test.images[:500]  # a batch size other than the export's example
     pixels = images.float() / 255  # the exported model's input: ToTensor's scale
@@ -72,7 +73,7 @@ def test_exports_agree_with_the_lightning_model_on_real_test_images(
         assert json.loads(extra["class_names.json"]) == classes
     assert got.shape == (500, 10)
     assert (got - expected).abs().max() < 1e-4
-    sidecar = json.loads(out.with_suffix(".json").read_text())
+    sidecar = json.loads(sidecar_path(out).read_text())
     assert (
         sidecar["class_names"] == classes and sidecar["input"] == "float32 [N, 1, 28, 28], pixels in [0, 1]"
     )
@@ -107,7 +108,7 @@ def test_test_time_augmentation_is_built_in_only_when_asked(kind, flags, views, 
     else:
         got = torch.jit.load(str(out))(pixels)
     assert (got - expected).abs().max() < 1e-4
-    sidecar = json.loads(out.with_suffix(".json").read_text())
+    sidecar = json.loads(sidecar_path(out).read_text())
     assert sidecar["test_time_augmentation"] == {"hflip": views.hflip, "shifts": views.shifts}
 
 
@@ -126,6 +127,27 @@ def test_bad_checkpoints_get_a_clear_message(args, message, tmp_path):
 def test_a_file_that_is_no_checkpoint_gets_a_clear_message(tmp_path):
     broken = tmp_path / "broken.ckpt"
     broken.write_bytes(b"not a checkpoint")
-    with pytest.raises(SystemExit, match="cannot load .*broken.ckpt as a fashion-lightning checkpoint"):
+    with pytest.raises(
+        SystemExit, match="cannot load .*broken.ckpt as a fashion-lightning checkpoint"
+    ) as ended:
         export([f"--ckpt_path={broken}", f"--out={tmp_path / 'model.onnx'}"])
+    assert "weights_only" not in str(ended.value)  # torch's advice for trusted pickles does not apply
     assert not (tmp_path / "model.onnx").exists()
+
+
+def test_an_export_never_overwrites_a_checkpoint(checkpoint, tmp_path):
+    saved = tmp_path / "saved.ckpt"
+    saved.write_bytes(checkpoint.read_bytes())
+    for out in (saved, tmp_path / "other.ckpt"):
+        with pytest.raises(SystemExit, match="would overwrite a checkpoint"):
+            export([f"--ckpt_path={saved}", "--format=torchscript", f"--out={out}"])
+    assert saved.read_bytes() == checkpoint.read_bytes() and not (tmp_path / "other.ckpt").exists()
+
+
+def test_each_export_in_a_folder_keeps_its_own_json(checkpoint, tmp_path):
+    pytest.importorskip("onnx")
+    export([f"--ckpt_path={checkpoint}", "--format=torchscript", f"--out={tmp_path / 'model.pt'}"])
+    export([f"--ckpt_path={checkpoint}", "--format=onnx", "--tta_hflip", f"--out={tmp_path / 'model.onnx'}"])
+    plain = json.loads((tmp_path / "model.pt.json").read_text())["test_time_augmentation"]
+    mirrored = json.loads((tmp_path / "model.onnx.json").read_text())["test_time_augmentation"]
+    assert (plain["hflip"], mirrored["hflip"]) == (False, True)

@@ -96,7 +96,9 @@ def test_a_data_set_and_a_net_of_ones_own_train_test_predict_and_export(tmp_path
     with torch.no_grad():
         expected = model(images).softmax(dim=1)
     export([f"--ckpt_path={checkpoint}", "--format=torchscript", "--out=model.pt"])
-    assert json.loads(Path("model.json").read_text())["input"] == "float32 [N, 3, 24, 32], pixels in [0, 1]"
+    assert (
+        json.loads(Path("model.pt.json").read_text())["input"] == "float32 [N, 3, 24, 32], pixels in [0, 1]"
+    )
     got = torch.jit.load("model.pt")(images.float() / 255)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
     onnxruntime = pytest.importorskip("onnxruntime")
