@@ -104,7 +104,7 @@ def read_checkpoint(path: Path) -> dict:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many kinds for a damaged file
         raise CheckpointError(
-            f"cannot read checkpoint {path} ({type(err).__name__}: {err}); it is "
+            f"cannot read checkpoint {path} ({first_line(err)}); it is "
             f"damaged or not a Lightning checkpoint: use another one"
         ) from None
     missing = [key for key in LIGHTNING_KEYS if not isinstance(checkpoint, dict) or key not in checkpoint]
@@ -114,6 +114,18 @@ def read_checkpoint(path: Path) -> dict:
             "give a .ckpt written by fashion-lightning fit"
         )
     return checkpoint
+
+
+def first_line(err: Exception) -> str:
+    """The error's kind and what went wrong, on one line. For a file that is no checkpoint torch's
+    message is mostly advice that does not apply (re-run with ``weights_only=False``, file an issue):
+    only its unpickler's own words are kept."""
+    text = str(err)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation", 1)[0]
+    else:
+        text = (text.strip().splitlines() or [""])[0]
+    return f"{type(err).__name__}: {' '.join(text.split())}"
 
 
 def load_classifier(ckpt_path: str, root: str | None) -> tuple[ImageClassifier, Path]:
@@ -132,6 +144,6 @@ def load_classifier(ckpt_path: str, root: str | None) -> tuple[ImageClassifier, 
         model = ImageClassifier.load_from_checkpoint(path, map_location="cpu")
     except Exception as err:  # torch and Lightning raise many kinds for a damaged or foreign file
         raise CheckpointError(
-            f"cannot load {path} as a fashion-lightning checkpoint ({type(err).__name__}: {err})"
+            f"cannot load {path} as a fashion-lightning checkpoint ({first_line(err)})"
         ) from None
     return model.eval(), path
