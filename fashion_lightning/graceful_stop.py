@@ -7,7 +7,7 @@ from pathlib import Path
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from fashion_lightning.runs import LAST
+from fashion_lightning.runs import CHECKPOINTS, LAST
 
 
 class Stopped(Exception):
@@ -61,10 +61,11 @@ class GracefulStop(Callback):
             received = trainer.strategy.reduce_boolean_decision(received, all=False)
         if not received:
             return
-        folder = (
-            trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback else trainer.default_root_dir
-        )
-        checkpoint = Path(folder) / LAST
+        if trainer.checkpoint_callback:
+            folder = Path(trainer.checkpoint_callback.dirpath)
+        else:  # checkpointing off: where a run's checkpoints go, so that --ckpt_path last finds it
+            folder = Path(trainer.log_dir or trainer.default_root_dir) / CHECKPOINTS
+        checkpoint = folder / LAST
         trainer.save_checkpoint(checkpoint)
         raise Stopped(self._received or signal.SIGTERM, trainer.global_step, checkpoint)
 

@@ -258,6 +258,18 @@ def test_signal_handlers_are_given_back_after_a_fit(uninterrupted, tmp_path):
     assert [signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)] == before
 
 
+def test_a_run_without_checkpointing_stopped_by_a_signal_resumes_with_last(uninterrupted, tmp_path):
+    """The stop's own checkpoint goes where a run's checkpoints go, so the resume it tells of finds it."""
+    root, off = tmp_path / "runs", "--trainer.enable_checkpointing=false"
+    with pytest.raises(Stopped, match="Resume with --ckpt_path last"):
+        fit(uninterrupted["data_dir"], root, off, callbacks=[SignalAt(12)])
+    assert torch.load(root / LAST_CKPT, weights_only=True)["global_step"] == 13
+    resumed = fit(uninterrupted["data_dir"], root, off, "--ckpt_path=last")
+    assert resumed.trainer.log_dir == str(root / "version_0")
+    weights = resumed.model.state_dict()
+    assert all(torch.equal(weights[name], value) for name, value in uninterrupted["weights"].items())
+
+
 EMA = ["--weight_averaging=EMAWeightAveraging", "--weight_averaging.decay=0.8"]
 
 
