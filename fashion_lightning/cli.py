@@ -109,7 +109,8 @@ class FashionLightningCLI(LightningCLI):
             with contextlib.redirect_stderr(said):
                 super().parse_arguments(parser, args)
         except SystemExit as exit_:
-            sys.stderr.write(name_the_file(said.getvalue(), files) if exit_.code else said.getvalue())
+            words = said.getvalue()
+            sys.stderr.write(name_the_file(without_usage(words), files) if exit_.code else words)
             raise
         finally:
             sys.argv = argv
@@ -236,16 +237,29 @@ class FashionLightningCLI(LightningCLI):
         root, version = self._root_dir(self._command_config()), None
         if self.run_folder is not None:
             root, version = self.run_folder.parent, self.run_folder.name
-        elif self.subcommand == "fit" and rank_zero_only.rank == 0:
-            # a new run folder for a new fit (other DDP ranks get rank 0's); test/validate of a
-            # checkpoint outside any run folder leave it to the logger
-            version = claim_run_folder(writable_folder(root))
+        elif rank_zero_only.rank == 0:
+            writable_folder(root)  # refused in one line before any work, as the logger writes there
+            if self.subcommand == "fit":
+                # a new run folder for a new fit (other DDP ranks get rank 0's); test/validate of a
+                # checkpoint outside any run folder leave it to the logger
+                version = claim_run_folder(root)
         return TensorBoardLogger(
             save_dir=root,
             name="",
             version=version,
             default_hp_metric=False,  # hp_metric is logged from val/acc_best instead of -1
         )
+
+
+def without_usage(message: str) -> str:
+    """The parser's error without the usage it prints first: a hundred lines of options before the
+    one line that says what is wrong (``--help`` lists them)."""
+    lines, kept, in_usage = message.splitlines(keepends=True), [], False
+    for line in lines:
+        in_usage = line.startswith("usage:") or (in_usage and line[:1].isspace())
+        if not in_usage:
+            kept.append(line)
+    return "".join(kept)
 
 
 def main(args: list[str] | None = None) -> None:

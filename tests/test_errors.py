@@ -72,6 +72,19 @@ def test_config_mistakes_are_reported_by_the_parser(extra, shown, tiny_data, tmp
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert shown in err and "Traceback" not in err
+    assert not any(line.startswith("usage:") for line in err.splitlines())  # the mistake, not every option
+
+
+def test_test_into_a_folder_that_takes_no_files_is_refused_in_one_line(tiny_data, tmp_path, capsys):
+    fit(tiny_data, tmp_path / "runs", "--trainer.max_epochs=1")
+    loose = tmp_path / "loose.ckpt"  # outside any run folder: test logs under default_root_dir
+    loose.write_bytes((tmp_path / "runs/version_0/checkpoints/last.ckpt").read_bytes())
+    blocker = tmp_path / "a-file"
+    blocker.write_text("a file where the runs' folder should be")
+    args = ["test", f"--config={REPO / 'configs/dropout.yaml'}", f"--data.source.root={tiny_data}"]
+    with pytest.raises(SystemExit, match=f"trainer.default_root_dir: cannot write into {blocker / 'x'}"):
+        main([*args, f"--trainer.default_root_dir={blocker / 'x'}", f"--ckpt_path={loose}", *QUIET])
+    assert "Traceback" not in capsys.readouterr().err
 
 
 def test_resuming_with_max_epochs_below_the_checkpoints_is_refused(tiny_data, tmp_path):
