@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from tiny_idx import write_tiny_idx
 
 from fashion_lightning.cli import main
@@ -140,6 +141,13 @@ def test_fit_without_a_network_says_how_to_give_one(tiny_data, tmp_path):
     with pytest.raises(SystemExit, match="model.net is not set: give a config"):
         main(args)
     assert not list(tmp_path.glob("version_*")), "no run folder for a run that never started"
+
+
+def test_predicting_photos_without_a_checkpoint_says_to_give_one(tiny_data, tmp_path):
+    Image.new("L", (40, 40), 200).save(tmp_path / "photo.png")
+    args = ["predict", f"--config={REPO / 'configs/dropout.yaml'}", f"--data.source.root={tiny_data}"]
+    with pytest.raises(SystemExit, match="needs a trained model: give --ckpt_path"):
+        main([*args, f"--data.predict_images={tmp_path / 'photo.png'}", *QUIET])
 
 
 @pytest.mark.parametrize("subcommand", ["fit", "test"])

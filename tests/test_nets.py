@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from fashion_lightning.errors import ConfigError
 from fashion_lightning.models import BaselineNet, ConvBNNet, DropoutNet
 
 
@@ -19,6 +20,12 @@ def test_the_notes_nets_keep_their_size_on_fashion_mnist(net_class, parameters):
 def test_every_net_fits_any_image_shape_and_class_count(net_class, shape, classes):
     net = net_class(shape[0], shape[1:], classes)
     assert net(torch.randn(2, *shape)).shape == (2, classes)
+
+
+@pytest.mark.parametrize("net_class", [BaselineNet, DropoutNet, ConvBNNet])
+def test_images_too_small_for_a_net_are_refused_in_one_line(net_class):
+    with pytest.raises(ConfigError, match=r"(cannot take 1x6x6 images|too often for 6x6).*larger images"):
+        net_class(1, (6, 6), 10)
 
 
 def test_sizing_a_net_leaves_its_batch_norm_statistics_untouched():

@@ -166,6 +166,11 @@ class ImageDataModule(LightningDataModule):
             self.predict_names = [f"test image {i}" for i in range(len(self.test_set))]
             return
         contract = self.trainer.lightning_module.input_contract  # the model's own, from its checkpoint
+        if contract is None:  # an untrained model: nothing says how its input looks
+            raise ConfigError(
+                "data.predict_images: predicting your own images needs a trained model: give --ckpt_path "
+                "(a .ckpt file, or best/last of the runs under trainer.default_root_dir)"
+            )
         named = self.hparams.predict_images
         try:
             images, paths, skipped = load_photos([named] if isinstance(named, str) else named, contract)

@@ -19,8 +19,14 @@ def flat_size(features: nn.Module, in_channels: int, image_size: tuple[int, int]
     One forward pass of a blank image in eval mode (batch norm's running statistics stay untouched)."""
     was_training = features.training
     features.eval()
-    with torch.no_grad():
-        size = features(torch.zeros(1, in_channels, *image_size)).numel()
+    try:
+        with torch.no_grad():
+            size = features(torch.zeros(1, in_channels, *image_size)).numel()
+    except RuntimeError as err:  # e.g. "Output size is too small" from a pooling layer
+        raise ConfigError(
+            f"the net cannot take {in_channels}x{image_size[0]}x{image_size[1]} images "
+            f"({str(err).splitlines()[0]}): give larger images (data.source.size) or another net"
+        ) from None
     features.train(was_training)
     return size
 
