@@ -18,7 +18,7 @@ from PIL import ExifTags, Image, ImageDraw, ImageFile, ImageOps
 from test_predict import checkpoint, predict  # noqa: F401 (checkpoint: the fixture that trains a tiny model)
 
 from fashion_lightning.data.contract import InputContract
-from fashion_lightning.data.photos import MODES, find_images, fit_image, load_photos, read_image
+from fashion_lightning.data.photos import DECODE_SIDE, MODES, find_images, fit_image, load_photos, read_image
 
 CONTRACT = InputContract(classes=("a", "b"), channels=1, size=(28, 28), mean=(0.5,), std=(0.5,))
 
@@ -96,6 +96,36 @@ def test_a_16_bit_image_keeps_its_full_range_in_8_bits(suffix, tmp_path):
     assert gray.min() == 0 and gray.max() == 255 and len(np.unique(gray)) == 256
     rgb = np.asarray(read_image(tmp_path / f"ramp{suffix}", channels=3))
     assert all(np.array_equal(rgb[..., band], gray) for band in range(3))
+
+
+@pytest.mark.parametrize("mode", ["1", "P", "I;16"])
+def test_a_large_image_of_any_mode_is_shrunk_as_it_is_read(mode, tmp_path):
+    """Past ``DECODE_SIDE`` an image is reduced, though Pillow's ``reduce`` takes no 1-bit, palette or
+    16-bit image."""
+    side = 3 * DECODE_SIDE
+    white = {"1": 1, "P": 1, "I;16": 65535}[mode]
+    image = Image.new(mode, (side, side), 0)
+    if mode == "P":
+        image.putpalette([0, 0, 0, 255, 255, 255])
+    ImageDraw.Draw(image).rectangle((0, 0, side // 2 - 1, side - 1), fill=white)  # left half white
+    image.save(tmp_path / "big.png")
+    gray = np.asarray(read_image(tmp_path / "big.png", channels=1))
+    assert gray.shape == (side // 3, side // 3)
+    assert (gray[:, : DECODE_SIDE // 2] == 255).all() and (gray[:, DECODE_SIDE // 2 :] == 0).all()
+
+
+@pytest.mark.parametrize(
+    ("levels", "expected"),
+    [
+        (np.array([[0.0, 0.5, 1.0]], dtype=np.float32), [0, 128, 255]),  # floats as fractions of white
+        (np.array([[0, 128, 255]], dtype=np.int32), [0, 128, 255]),  # 8-bit levels in 32 bits
+        (np.array([[-1000, 0, 1000]], dtype=np.int32), [0, 128, 255]),  # any other range: stretched
+    ],
+)
+def test_32_bit_and_float_images_keep_their_range_in_8_bits(levels, expected, tmp_path):
+    Image.fromarray(levels).save(tmp_path / "levels.tif")
+    gray = np.asarray(read_image(tmp_path / "levels.tif", channels=1))
+    assert gray[0].tolist() == expected
 
 
 CMYK_TO_RGB = {

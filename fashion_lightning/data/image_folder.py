@@ -31,7 +31,7 @@ from fashion_lightning.data.photos import find_images, fit_image, read_image
 from fashion_lightning.data.source import DataError, ImageSource, LabelledImages
 from fashion_lightning.errors import ConfigError
 
-CACHE_VERSION = 2  # raise it when the cache's content or the decoding changes
+CACHE_VERSION = 3  # raise it when the cache's content or the decoding changes
 DECODE_BATCH = 32  # images a decoding worker hands back at a time
 SPLIT_NAMES = ("train", "test", "val", "valid", "validation")  # folders of a split, not of a class
 NAMED_SKIPS = 10  # skipped files a warning names; the rest are counted

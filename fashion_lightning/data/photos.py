@@ -13,7 +13,7 @@ A file that cannot be used is refused with the reason (``ValueError``), so that 
 are still read: empty, truncated or damaged, not an image, or over Pillow's decompression-bomb limit
 (``Image.MAX_IMAGE_PIXELS``, checked before anything is decoded). A truncated file is refused, not
 padded (Pillow's ``LOAD_TRUNCATED_IMAGES`` is left as it is): a part-grey picture would get a confident
-wrong label. A large image is shrunk as it is decoded (``DECODE_SIDE``), so memory stays bounded.
+wrong label. A large JPEG is shrunk as it is decoded, any other large image right after (``DECODE_SIDE``).
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ MODES = {1: "L", 3: "RGB"}
 # converted, so that memory does not grow with the file's pixels; still 4x an input of up to 256 pixels
 DECODE_SIDE = 1024
 SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
-TO_8_BITS = [round(level / 257) for level in range(65536)]  # the full 16-bit range onto 0..255
+# modes ``reduce`` refuses, or would average wrongly (palette indices), and what they become first
+REDUCIBLE = {"1": "L", "P": "RGBA", "PA": "RGBA", **dict.fromkeys(SIXTEEN_BIT, "I")}
 # Fashion-MNIST's conversion sharpened each scaled image with a Gaussian operator of radius and standard
 # deviation 1.0 (Xiao et al., 2017): a photo scaled down to a few pixels is as blurred as theirs were
 SHARPEN = ImageFilter.UnsharpMask(radius=1, percent=100, threshold=0)
@@ -86,11 +87,12 @@ def read_image(path: Path, channels: int) -> Image.Image:
     _check_file(path)
     try:
         with _open(path) as opened:
+            sixteen_bit = opened.mode in SIXTEEN_BIT
             image = _decoded(opened)
     except BAD_FILE as err:
         raise ValueError(_why_unreadable(err)) from None
-    if image.mode in SIXTEEN_BIT:
-        image = image.convert("I").point(TO_8_BITS, "L")
+    if image.mode in ("I", "F"):
+        image = _eight_bit(image, sixteen_bit)
     if image.has_transparency_data:
         image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
     mode = MODES[channels]
@@ -127,8 +129,28 @@ def _decoded(opened: Image.Image) -> Image.Image:
     opened.draft(None, (DECODE_SIDE, DECODE_SIDE))
     opened.load()
     ImageOps.exif_transpose(opened, in_place=True)  # before ``reduce``, whose copy loses a TIFF's tags
-    factor = min(opened.size) // DECODE_SIDE
-    return opened.reduce(factor) if factor > 1 else opened.copy()
+    image = opened.convert(REDUCIBLE[opened.mode]) if opened.mode in REDUCIBLE else opened
+    factor = min(image.size) // DECODE_SIDE
+    if factor > 1:
+        return image.reduce(factor)
+    return image.copy() if image is opened else image
+
+
+def _eight_bit(image: Image.Image, sixteen_bit: bool) -> Image.Image:
+    """Grayscale of wider levels (16 or 32-bit integers, floats) on 0..255: Pillow's own conversion
+    would clip them. 16-bit levels are scaled by their full range; others by the range they use (floats
+    up to 1 as fractions of white, levels up to 255 as they are, up to 65535 as 16-bit ones)."""
+    low, high = image.getextrema()
+    if sixteen_bit or (low >= 0 and 255 < high <= 65535):
+        scale, offset = 1 / 257, 0.0
+    elif image.mode == "F" and low >= 0 and high <= 1:
+        scale, offset = 255.0, 0.0
+    elif low >= 0 and high <= 255:
+        scale, offset = 1.0, 0.0
+    else:
+        scale = 255 / (high - low) if high > low else 1.0
+        offset = -low * scale
+    return image.point(lambda level: level * scale + offset + 0.5).convert("L")  # + 0.5: rounded, not cut
 
 
 def _why_unreadable(err: Exception) -> str:
