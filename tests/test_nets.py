@@ -3,8 +3,9 @@
 import pytest
 import torch
 
+from fashion_lightning.data import InputContract
 from fashion_lightning.errors import ConfigError
-from fashion_lightning.models import BaselineNet, ConvBNNet, DropoutNet
+from fashion_lightning.models import BaselineNet, ConvBNNet, DropoutNet, ImageClassifier
 
 
 @pytest.mark.parametrize("net_class, parameters", [(BaselineNet, 6_930), (DropoutNet, 27_480)])
@@ -50,3 +51,25 @@ def test_dropout_is_active_in_training_only():
     torch.testing.assert_close(net(images), net(images))
     net.train()
     assert not torch.equal(net(images), net(images))
+
+
+class LazyNet(torch.nn.Module):
+    """A net of one's own whose linear layer takes its size from the first input (``nn.LazyLinear``)."""
+
+    def __init__(self, in_channels: int, image_size: tuple[int, int], num_classes: int) -> None:
+        super().__init__()
+        self.layers = torch.nn.Sequential(
+            torch.nn.Conv2d(in_channels, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(num_classes)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+def test_a_net_with_lazy_layers_is_sized_from_the_input_contract():
+    contract = InputContract(
+        classes=("a", "b", "c"), channels=3, size=(12, 10), mean=(0.5,) * 3, std=(0.2,) * 3
+    )
+    model = ImageClassifier(net=LazyNet, input_contract=contract, channels_last=True)
+    assert model.net.layers[2].weight.shape == (3, 4 * 10 * 8) and model.net.training
+    assert model(torch.zeros(2, 3, 12, 10, dtype=torch.uint8)).shape == (2, 3)

@@ -12,6 +12,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
+from torch.nn.parameter import is_lazy
 from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 
 from fashion_lightning.data.contract import InputContract
@@ -115,6 +116,13 @@ class ImageClassifier(LightningModule):
         self.input_contract = contract
         self.hparams["input_contract"] = contract.to_dict()  # into the checkpoint, as plain values
         net = self.make_net(contract.channels, contract.size, len(contract.classes))
+        if any(is_lazy(parameter) for parameter in net.parameters()):
+            # nn.Lazy* layers take their sizes from a first input, and nothing can move or train them before
+            was_training = net.training
+            net.eval()  # batch norm's running statistics stay untouched
+            with torch.no_grad():
+                net(torch.zeros(1, *contract.shape))
+            net.train(was_training)
         self.net = net.to(memory_format=self.memory_format)
         self.standardize = Standardize(contract.mean, contract.std)
         self.val_metrics = stage_metrics(contract.classes, "val")
