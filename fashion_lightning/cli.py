@@ -31,6 +31,7 @@ from fashion_lightning.predictions import PredictionWriter
 from fashion_lightning.run_lock import RunLock, RunLockedError
 from fashion_lightning.runs import (
     CheckpointError,
+    check_net_importable,
     claim_run_folder,
     read_checkpoint,
     resolve_checkpoint,
@@ -158,6 +159,7 @@ class FashionLightningCLI(LightningCLI):
         if folder is not None and (subcommand != "fit" or folder.parent == Path(root).resolve()):
             self.run_folder = folder
         checkpoint = read_checkpoint(path)  # a damaged file is named here, not deep inside Lightning
+        check_net_importable(checkpoint, path)
         # WeightAveraging's checkpoints hold the averaged weights as state_dict, the trained ones aside
         self.resumes_averaged = subcommand == "fit" and "current_model_state" in checkpoint
         max_epochs = config.trainer.get("max_epochs")

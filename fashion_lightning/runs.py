@@ -8,6 +8,7 @@ can resume or test, and so that a resumed run keeps writing into its own folder.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import torch
@@ -114,6 +115,23 @@ def read_checkpoint(path: Path) -> dict:
             "give a .ckpt written by fashion-lightning fit"
         )
     return checkpoint
+
+
+def check_net_importable(checkpoint: dict, path: Path) -> None:
+    """The checkpoint's net must be importable here, to be rebuilt: a net kept outside the package, or
+    a checkpoint from before the package was renamed, would otherwise fail in the parser's many lines."""
+    net = checkpoint.get("hyper_parameters", {}).get("net")
+    class_path = net.get("class_path") if isinstance(net, dict) else None
+    if not class_path:
+        return
+    module, _, name = class_path.rpartition(".")
+    try:
+        getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as err:
+        raise CheckpointError(
+            f"{path} holds the net {class_path}, which cannot be imported here ({err}): put the module "
+            "that defines it on PYTHONPATH, or give a checkpoint of another net"
+        ) from None
 
 
 def first_line(err: Exception) -> str:

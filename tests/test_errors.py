@@ -143,6 +143,19 @@ def test_fit_without_a_network_says_how_to_give_one(tiny_data, tmp_path):
     assert not list(tmp_path.glob("version_*")), "no run folder for a run that never started"
 
 
+@pytest.mark.parametrize("subcommand", ["test", "predict"])
+def test_a_checkpoint_whose_net_cannot_be_imported_is_named(subcommand, tiny_data, tmp_path, capsys):
+    fit(tiny_data, tmp_path / "runs", "--trainer.max_epochs=1")
+    checkpoint = torch.load(tmp_path / "runs/version_0/checkpoints/last.ckpt", weights_only=True)
+    checkpoint["hyper_parameters"]["net"]["class_path"] = "my_module.MyNet"  # kept outside the package
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save(checkpoint, foreign)
+    args = [subcommand, f"--data.source.root={tiny_data}", f"--ckpt_path={foreign}", *QUIET]
+    with pytest.raises(SystemExit, match=r"holds the net my_module.MyNet, which cannot be imported here"):
+        main([*args, f"--trainer.default_root_dir={tmp_path / 'runs'}"])
+    assert "Traceback" not in capsys.readouterr().err
+
+
 def test_predicting_photos_without_a_checkpoint_says_to_give_one(tiny_data, tmp_path):
     Image.new("L", (40, 40), 200).save(tmp_path / "photo.png")
     args = ["predict", f"--config={REPO / 'configs/dropout.yaml'}", f"--data.source.root={tiny_data}"]
