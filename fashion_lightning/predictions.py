@@ -77,7 +77,10 @@ class PredictionWriter(BasePredictionWriter):
         self._summary(top.indices[:, 0], labels if labelled else None, names)
 
     def _write(self, header: tuple[str, ...], rows: list[list[str]]) -> None:
-        with replaced_whole(self.output) as partial, partial.open("w", newline="") as file:
+        with (
+            replaced_whole(self.output) as partial,
+            partial.open("w", newline="", errors="surrogateescape") as file,
+        ):  # names as the file system has them
             writer = csv.writer(file)
             writer.writerow(header)
             writer.writerows(rows)

@@ -491,3 +491,18 @@ def test_a_cache_inside_the_image_folder_is_not_a_class(tmp_path):
     assert list(
         folder_source(root, tmp_path, cache_dir=str(root / "cache")).load(train=True).classes
     ) == list(SHAPES)
+
+
+def test_a_file_name_that_is_no_utf8_is_trained_on_and_predicted_by_its_own_name(tmp_path):
+    root = write_shapes(tmp_path / "photos", per_class=6)
+    odd = os.fsdecode(b"caf\xe9.png")  # Latin-1, as an old camera or archive may name it
+    (root / "circle" / "00.png").rename(root / "circle" / odd)
+    source = folder_source(root, tmp_path)
+    source.prepare()
+    assert root / "circle" / odd in source.image_paths(train=True) + source.image_paths(train=False)
+    cli_fit(tmp_path, "runs", "--trainer.max_epochs=1")
+    output = tmp_path / "predictions.csv"
+    checkpoint = tmp_path / "runs" / "version_0" / "checkpoints" / "last.ckpt"
+    predict = ["predict", f"--ckpt_path={checkpoint}", f"--data.predict_images={root / 'circle'}"]
+    main([*predict, f"--predictions.output={output}", *QUIET])
+    assert os.fsencode(root / "circle" / odd) in output.read_bytes()

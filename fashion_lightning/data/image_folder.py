@@ -275,7 +275,8 @@ class ImageFolder(ImageSource):
 
     def _draw(self, path: str) -> float:
         """A number in [0, 1) that depends on nothing but the path and the seed."""
-        digest = hashlib.sha256(f"{self.split_seed}:{path}".encode()).digest()
+        # surrogateescape: a file name that is no UTF-8 is hashed as its own bytes
+        digest = hashlib.sha256(f"{self.split_seed}:{path}".encode("utf-8", "surrogateescape")).digest()
         return int.from_bytes(digest[:8], "big") / 2**64
 
     # the cache
