@@ -38,7 +38,10 @@ def fit(tiny_data: Path, root: Path, *extra: str) -> None:
             ["--model.optimizer.lr=-1"],
             "model.optimizer: Invalid learning rate: -1.0; fix model.optimizer.init_args",
         ),
-        (["--data.val_size=300"], "data.val_size=300 leaves no training images: the training set has 240"),
+        (
+            ["--data.val_size=300"],
+            "data.val_size=300 leaves no training images: the training set has 240; give fewer, or a share",
+        ),
         (["--model.optimizer.lr=1e9"], "training stopped before that step changed the weights"),
     ],
     ids=["batch size 0", "negative learning rate", "validation larger than training", "loss becomes NaN"],

@@ -124,7 +124,8 @@ class ImageDataModule(LightningDataModule):
         count = math.floor(val_size * available) if isinstance(val_size, float) else val_size
         if count >= available:
             raise ConfigError(
-                f"data.val_size={val_size} leaves no training images: the training set has {available}"
+                f"data.val_size={val_size} leaves no training images: the training set has {available}; "
+                "give fewer, or a share of them (e.g. --data.val_size 0.1)"
             )
         return count
 
