@@ -4,6 +4,7 @@ memory, and ``predict`` on a folder of them predicts the others."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
 import re
@@ -340,9 +341,14 @@ def test_a_folder_that_cannot_be_listed_is_skipped_with_the_reason(tmp_path, mon
 
 
 USABLE = {  # file name: how to make it, for predict on a folder that mixes them with the unusable files
-    "16-bit.png": write_16_bit,
+    # each with an object that stands out: a flat or blank photo is skipped (the last test)
+    "16-bit.png": lambda path: Image.fromarray(np.asarray(page().convert("L")).astype(np.uint16) * 257).save(
+        path
+    ),
     "cmyk.jpg": write_cmyk,
-    "animated.gif": write_frames,
+    "animated.gif": lambda path: page().save(
+        path, save_all=True, append_images=[Image.new("RGB", (120, 90))]
+    ),
     "rotated.jpg": write_rotated,
     "palette.png": lambda path: transparent("P").save(path),
     "photo.jpg": lambda path: page((2400, 3000)).save(path),
@@ -372,3 +378,14 @@ def test_predict_on_a_folder_of_hostile_files_predicts_the_others(checkpoint, tm
     assert [row["path"] for row in csv.DictReader(output.open())] == sorted(str(folder / n) for n in USABLE)
     out, err = capsys.readouterr()
     assert f"Predicted {len(USABLE)} images" in out and "Traceback" not in out + err
+
+
+def test_a_photo_in_which_nothing_stands_out_is_skipped_with_the_reason(tmp_path):
+    """As the MNIST family is read (``object``), a blank photo would become an all-black input."""
+    page().save(tmp_path / "garment.png")
+    Image.new("RGB", (300, 200), (120, 140, 160)).save(tmp_path / "blank.png")
+    images, used, skipped = load_photos([tmp_path], dataclasses.replace(CONTRACT, photos="object"))
+    assert used == [tmp_path / "garment.png"] and images.shape == (1, 1, 28, 28)
+    assert skipped == [
+        (tmp_path / "blank.png", "a photo in which no object stands out from its background (blank or even)")
+    ]

@@ -237,6 +237,8 @@ def to_input(path: Path, contract: InputContract) -> torch.Tensor:
     An object is told from its background in colour, whatever channels the model takes."""
     how, channels = contract.photos, contract.channels
     image = fit_image(read_image(path, 3 if how == "object" else channels), contract.size, how, channels)
+    if how == "object" and image.getbbox() is None:  # all black: any class would be a guess
+        raise ValueError("a photo in which no object stands out from its background (blank or even)")
     return pil_to_tensor(image)
 
 
