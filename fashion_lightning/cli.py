@@ -23,7 +23,7 @@ from fashion_lightning.checkpoint_io import DISK_FULL, AtomicCheckpointIO, DiskF
 from fashion_lightning.config_files import check_syntax, config_files, name_the_file
 from fashion_lightning.cpu_precision import precision_for_this_cpu
 from fashion_lightning.data import DataError, ImageDataModule
-from fashion_lightning.errors import ConfigError, exit_with
+from fashion_lightning.errors import ConfigError, exit_with, from_worker
 from fashion_lightning.graceful_stop import GracefulStop, Stopped
 from fashion_lightning.models import ImageClassifier
 from fashion_lightning.models.classifier import NonFiniteLossError
@@ -291,7 +291,7 @@ def main(args: list[str] | None = None) -> None:
             err = ConfigError(f"trainer: {' '.join(str(err).split())}")
         if not isinstance(err, USER_ERRORS):
             raise  # any other error is a bug to report, with its traceback
-        exit_with(err, verbose)
+        exit_with(from_worker(err), verbose)
 
 
 # what a user can set right: each ends a command with its one-line message

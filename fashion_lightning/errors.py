@@ -17,3 +17,14 @@ def exit_with(err: Exception, verbose: bool = False) -> NoReturn:
     if verbose or os.environ.get("FASHION_LIGHTNING_TRACEBACK"):
         raise err
     sys.exit(f"error: {err}\n(--verbose shows the traceback)")
+
+
+def from_worker(err: Exception) -> Exception:
+    """A mistake found in a DataLoader worker process (a file that broke while a streamed run read it):
+    torch raises it again here with the worker's whole traceback as its message, whose last line is
+    the mistake's own."""
+    text = str(err)
+    if "Original Traceback" not in text:
+        return err
+    last = text.strip().splitlines()[-1]  # "package.module.DataError: what is wrong"
+    return type(err)(last.split(": ", 1)[1] if ": " in last else last)

@@ -22,7 +22,7 @@ from fashion_lightning.cli import FashionLightningCLI, main
 from fashion_lightning.data import DataError, ImageFolder, InputContract, LabelledImages
 from fashion_lightning.data.image_folder import ImageFiles, decode
 from fashion_lightning.data.photos import to_input
-from fashion_lightning.errors import ConfigError
+from fashion_lightning.errors import ConfigError, from_worker
 from fashion_lightning.export import main as export
 from fashion_lightning.models import ImageClassifier
 
@@ -506,3 +506,17 @@ def test_a_file_name_that_is_no_utf8_is_trained_on_and_predicted_by_its_own_name
     predict = ["predict", f"--ckpt_path={checkpoint}", f"--data.predict_images={root / 'circle'}"]
     main([*predict, f"--predictions.output={output}", *QUIET])
     assert os.fsencode(root / "circle" / odd) in output.read_bytes()
+
+
+def test_a_file_that_breaks_while_streamed_is_named_in_one_line(tmp_path):
+    """Read by a DataLoader worker process, whose error torch raises again with the worker's traceback."""
+    root = write_shapes(tmp_path / "photos", per_class=2)
+    paths = ["circle/00.png", "square/01.jpg"]
+    files = ImageFiles(str(root), paths, torch.tensor([0, 1]), SHAPES, 3, (16, 16))
+    (root / "square" / "01.jpg").write_bytes(b"cut short by a failing disk")
+    batches = DataLoader(files, batch_size=2, num_workers=1)
+    with pytest.raises(DataError) as raised:
+        next(iter(batches))
+    said = str(from_worker(raised.value))
+    assert "Traceback" in str(raised.value) and "Traceback" not in said
+    assert len(said.splitlines()) == 1 and "01.jpg" in said
