@@ -159,6 +159,22 @@ def test_a_checkpoint_whose_net_cannot_be_imported_is_named(subcommand, tiny_dat
     assert "Traceback" not in capsys.readouterr().err
 
 
+def test_a_predictions_output_that_cannot_be_written_is_refused_before_predicting(
+    tiny_data, tmp_path, capsys
+):
+    fit(tiny_data, tmp_path / "runs", "--trainer.max_epochs=1")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("a file where a folder should be")
+    args = ["predict", f"--data.source.root={tiny_data}", f"--trainer.default_root_dir={tmp_path / 'runs'}"]
+    for output, message in (
+        (tmp_path, "is a folder; give a file in it"),
+        (blocker / "p.csv", "cannot write into"),
+    ):
+        with pytest.raises(SystemExit, match=f"predictions.output: .*{message}"):
+            main([*args, "--ckpt_path=last", f"--predictions.output={output}", *QUIET])
+    assert "Predicted" not in capsys.readouterr().out  # refused before the images were classified
+
+
 def test_predicting_photos_without_a_checkpoint_says_to_give_one(tiny_data, tmp_path):
     Image.new("L", (40, 40), 200).save(tmp_path / "photo.png")
     args = ["predict", f"--config={REPO / 'configs/dropout.yaml'}", f"--data.source.root={tiny_data}"]
