@@ -9,7 +9,7 @@ import torch
 import yaml
 from test_cli import cli
 
-from fashion_lightning.cpu_precision import emulates_bf16
+from fashion_lightning.cpu_precision import emulates_bf16, precision_for_this_cpu
 
 
 @pytest.fixture
@@ -64,3 +64,13 @@ def test_bf16_is_kept_where_the_cpu_has_it_or_the_command_line_insists(cpu, tiny
         "--trainer.precision=bf16-mixed",
     )
     assert insisted.trainer.precision == "bf16-mixed"
+
+
+@pytest.mark.parametrize("precision", ["bf16-true", "16-mixed"])
+def test_other_precisions_a_cpu_runs_in_bf16_train_in_float32_where_it_is_emulated(precision, cpu):
+    cpu("AVX2")
+    assert precision_for_this_cpu(precision, "auto", insisted=False)[0] == "32-true"
+    assert precision_for_this_cpu(precision, "auto", insisted=True)[0] == precision
+    assert precision_for_this_cpu(precision, "gpu", insisted=False)[0] == precision
+    cpu("AVX512")
+    assert precision_for_this_cpu(precision, "cpu", insisted=False)[0] == precision
