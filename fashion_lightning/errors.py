@@ -27,4 +27,7 @@ def from_worker(err: Exception) -> Exception:
     if "Original Traceback" not in text:
         return err
     last = text.strip().splitlines()[-1]  # "package.module.DataError: what is wrong"
-    return type(err)(last.split(": ", 1)[1] if ": " in last else last)
+    try:
+        return type(err)(last.split(": ", 1)[1] if ": " in last else last)
+    except TypeError:  # an error made of more than its message: as it came
+        return err
