@@ -76,6 +76,14 @@ def test_find_images_reads_folders_in_order_and_rejects_missing_paths(tmp_path):
         find_images([tmp_path / "missing"])
 
 
+def test_find_images_expands_a_home_folder(tmp_path, monkeypatch):
+    """``--data.predict_images=~/photos``: the shell leaves a ``~`` after ``=`` as it is."""
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.png").write_bytes(b"")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert find_images(["~/photos"]) == [tmp_path / "photos" / "a.png"]
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("predict")

@@ -64,7 +64,7 @@ def _walk(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[Path, str
     def unlisted(err: OSError) -> None:
         skipped.append((Path(err.filename), f"a folder that cannot be listed ({err.strerror})"))
 
-    for path in map(Path, paths):
+    for path in (Path(named).expanduser() for named in paths):  # ~ too, as in --data.predict_images=~/x
         if path.is_dir():
             files = []
             for folder, folders, names in os.walk(path, onerror=unlisted):
