@@ -18,6 +18,7 @@ from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 from fashion_lightning.data.contract import InputContract
 from fashion_lightning.errors import ConfigError
 from fashion_lightning.models.metrics import CONFUSION_MATRIX, class_accuracy_table, stage_metrics
+from fashion_lightning.models.nets import flat_size
 from fashion_lightning.models.standardize import Standardize
 from fashion_lightning.models.test_time_augmentation import TestTimeAugmentation
 from fashion_lightning.random_states import RANDOM_STATES, random_states, set_random_states
@@ -118,11 +119,7 @@ class ImageClassifier(LightningModule):
         net = self.make_net(contract.channels, contract.size, len(contract.classes))
         if any(is_lazy(parameter) for parameter in net.parameters()):
             # nn.Lazy* layers take their sizes from a first input, and nothing can move or train them before
-            was_training = net.training
-            net.eval()  # batch norm's running statistics stay untouched
-            with torch.no_grad():
-                net(torch.zeros(1, *contract.shape))
-            net.train(was_training)
+            flat_size(net, contract.channels, contract.size)
         self.net = net.to(memory_format=self.memory_format)
         self.standardize = Standardize(contract.mean, contract.std)
         self.val_metrics = stage_metrics(contract.classes, "val")
