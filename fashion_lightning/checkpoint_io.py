@@ -7,12 +7,15 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from fashion_lightning.errors import ConfigError
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
@@ -87,3 +90,18 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return super().save_checkpoint(checkpoint, path, storage_options)
         with replaced_whole(Path(path)) as partial:
             super().save_checkpoint(checkpoint, partial, storage_options)
+
+
+def writable_folder(folder: str | Path, setting: str = "trainer.default_root_dir") -> Path:
+    """``folder``, made if need be; refused in one line, naming the ``setting`` that gave it, before any
+    work whose output it would take, if it cannot take files."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ConfigError(
+            f"{setting}: cannot write into {folder} ({err.strerror}); give a writable folder"
+        ) from None
+    return folder

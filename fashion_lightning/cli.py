@@ -6,7 +6,6 @@ import contextlib
 import io
 import os
 import sys
-import tempfile
 import threading
 import traceback
 import warnings
@@ -19,7 +18,13 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from fashion_lightning.checkpoint_io import DISK_FULL, AtomicCheckpointIO, DiskFullError, explained
+from fashion_lightning.checkpoint_io import (
+    DISK_FULL,
+    AtomicCheckpointIO,
+    DiskFullError,
+    explained,
+    writable_folder,
+)
 from fashion_lightning.config_files import check_syntax, config_files, name_the_file
 from fashion_lightning.cpu_precision import precision_for_this_cpu
 from fashion_lightning.data import DataError, ImageDataModule
@@ -299,20 +304,6 @@ USER_ERRORS = (
     DataError, CheckpointError, ConfigError, NonFiniteLossError, DiskFullError, RunLockedError,
     MisconfigurationException,  # Lightning's word for a setting that cannot work, found while it runs
 )  # fmt: skip
-
-
-def writable_folder(folder: str | Path) -> Path:
-    """``folder``, made if need be; refused in one line, before training, if it cannot take files."""
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        raise ConfigError(
-            f"trainer.default_root_dir: cannot write into {folder} ({err.strerror}); give a writable folder"
-        ) from None
-    return folder
 
 
 def _quiet_full_disk(args: threading.ExceptHookArgs) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from fashion_lightning.checkpoint_io import replaced_whole
+from fashion_lightning.checkpoint_io import replaced_whole, writable_folder
 from fashion_lightning.errors import ConfigError
 
 COLUMNS = ("path", "predicted", "probability", "second", "second_probability", "third", "third_probability")
@@ -42,15 +41,7 @@ class PredictionWriter(BasePredictionWriter):
                 f"predictions.output: {self.output} is a folder; give a file in it, "
                 f"e.g. {self.output / 'predictions.csv'}"
             )
-        try:
-            self.output.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=self.output.parent):
-                pass
-        except OSError as err:
-            raise ConfigError(
-                f"predictions.output: cannot write into {self.output.parent} ({err.strerror}); "
-                "give a file in a writable folder"
-            ) from None
+        writable_folder(self.output.parent, "predictions.output")
 
     def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
         probabilities = torch.cat(predictions).float().cpu()
