@@ -271,20 +271,38 @@ def test_a_decompression_bomb_is_refused_before_it_is_decoded(width, height, tmp
         read_image(tmp_path / "bomb.png", channels=1)
     assert str(refused.value) == f"too large an image: {width * height:,} pixels, {LIMIT}"
     assert warnings.filters == filters, "the process's warning filters are left as they were"
+    assert LIMIT.endswith(f"{Image.MAX_IMAGE_PIXELS:,}"), "and Pillow's limit as it was"
+
+
+@pytest.fixture
+def decoded_at(monkeypatch) -> list[tuple[int, int]]:
+    """The size of each image Pillow decodes, as it decodes it."""
+    sizes = []
+    load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda image: sizes.append(image.size) or load(image))
+    return sizes
+
+
+def test_a_phone_photo_over_the_limit_is_read_at_the_scale_it_is_decoded_at(tmp_path, decoded_at):
+    """A 108-megapixel JPEG, past Pillow's limit at full size, decodes at 1/8 scale (1.7 megapixels)."""
+    big = Image.new("RGB", (12_000, 9_000), "white")
+    ImageDraw.Draw(big).ellipse((3_000, 2_000, 9_000, 7_000), fill=(60, 20, 20))
+    big.save(tmp_path / "phone.jpg", quality=50)
+    assert Image.MAX_IMAGE_PIXELS < 12_000 * 9_000
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nor does Pillow's warning escape
+        image = read_image(tmp_path / "phone.jpg", channels=3)
+    assert set(decoded_at) == {(1_500, 1_125)} and image.size == (1_500, 1_125)
+    assert image.getpixel((750, 562)) == pytest.approx((60, 20, 20), abs=8)
 
 
 @pytest.mark.parametrize("suffix", [".jpg", ".png"])
-def test_a_large_image_is_shrunk_as_it_is_decoded(suffix, tmp_path, monkeypatch):
+def test_a_large_image_is_shrunk_as_it_is_decoded(suffix, tmp_path, decoded_at):
     """3000x2100: a JPEG is decoded at half scale, a PNG halved once decoded; the model's input is as
     from the full-size image."""
     big = Image.new("L", (3000, 2100), 255)
     ImageDraw.Draw(big).ellipse((700, 300, 2300, 1800), fill=60, outline=0, width=40)
     big.save(tmp_path / f"big{suffix}")
-    decoded_at = []
-    load = ImageFile.ImageFile.load
-    monkeypatch.setattr(
-        ImageFile.ImageFile, "load", lambda image: decoded_at.append(image.size) or load(image)
-    )
     image = read_image(tmp_path / f"big{suffix}", channels=1)
     assert decoded_at[0] == ((1500, 1050) if suffix == ".jpg" else (3000, 2100)) and image.size == (
         1500,

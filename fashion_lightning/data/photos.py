@@ -11,18 +11,17 @@ picture to the model's size (``InputContract.photos``):
 
 A file that cannot be used is refused with the reason (``ValueError``), so that a folder's other images
 are still read: empty, truncated or damaged, not an image, or over Pillow's decompression-bomb limit
-(``Image.MAX_IMAGE_PIXELS``, checked before anything is decoded). A truncated file is refused, not
-padded (Pillow's ``LOAD_TRUNCATED_IMAGES`` is left as it is): a part-grey picture would get a confident
-wrong label. A large JPEG is shrunk as it is decoded, any other large image right after (``DECODE_SIDE``).
+(``Image.MAX_IMAGE_PIXELS``, checked before anything is decoded, on the pixels that would be: a JPEG's
+at the scale it is decoded at). A truncated file is refused, not padded (Pillow's
+``LOAD_TRUNCATED_IMAGES`` is left as it is): a part-grey picture would get a confident wrong label. A
+large JPEG is shrunk as it is decoded, any other large image right after (``DECODE_SIDE``).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import stat
 import struct
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -113,20 +112,30 @@ def _check_file(path: Path) -> None:
 
 
 def _open(path: Path) -> Image.Image:
-    """Pillow's lazy image of ``path``, refused past the decompression-bomb limit: Pillow only warns
-    up to twice that, and such a file would be decoded whole before it could be reduced."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            return Image.open(path)
-        except Image.DecompressionBombWarning as warning:
-            raise Image.DecompressionBombError(str(warning)) from None
+    """Pillow's lazy image of ``path``, set to decode no more pixels than it needs (a JPEG at 1/2, 1/4
+    or 1/8 scale, ``draft``), refused if that is still past the decompression-bomb limit. Pillow's own
+    check, at open, counts a JPEG's full size: it would refuse a phone's 108-megapixel photo, which
+    decodes at 1/8 scale to 1.7 megapixels (a JPEG's sides of at most 65,535 pixels always decode under
+    the limit); and it only warns up to twice the limit, where other formats are decoded whole."""
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # Pillow's check off while opening; this one counts what is decoded
+    try:
+        opened = Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    opened.draft(None, (DECODE_SIDE, DECODE_SIDE))
+    if limit and opened.width * opened.height > limit:
+        opened.close()
+        raise Image.DecompressionBombError(
+            f"too large an image: {opened.width * opened.height:,} pixels, over Pillow's "
+            f"decompression-bomb limit of {limit:,}"
+        )
+    return opened
 
 
 def _decoded(opened: Image.Image) -> Image.Image:
     """The first frame, upright, shrunk by a whole factor if it is over ``DECODE_SIDE`` twice on its
-    shorter side: a JPEG as it is decoded (1/2, 1/4 or 1/8, ``draft``), anything else once it is."""
-    opened.draft(None, (DECODE_SIDE, DECODE_SIDE))
+    shorter side (a JPEG already is, as it is decoded: ``_open``)."""
     opened.load()
     ImageOps.exif_transpose(opened, in_place=True)  # before ``reduce``, whose copy loses a TIFF's tags
     image = opened.convert(REDUCIBLE[opened.mode]) if opened.mode in REDUCIBLE else opened
@@ -156,10 +165,7 @@ def _eight_bit(image: Image.Image, sixteen_bit: bool) -> Image.Image:
 def _why_unreadable(err: Exception) -> str:
     """Why Pillow could not decode a file, as a phrase that follows "<path> is"."""
     if isinstance(err, Image.DecompressionBombError):
-        pixels = re.search(r"\((\d+) pixels\)", str(err))  # the count is only in Pillow's message
-        size = f"{int(pixels[1]):,} pixels" if pixels else "too many pixels"
-        limit = Image.MAX_IMAGE_PIXELS
-        return f"too large an image: {size}, over Pillow's decompression-bomb limit of {limit:,}"
+        return str(err)  # _open's own words
     if isinstance(err, UnidentifiedImageError):
         why = "in no format Pillow reads"
     elif isinstance(err, OSError) and err.errno is not None:
