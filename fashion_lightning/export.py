@@ -8,10 +8,11 @@ The exported model takes a batch of images of the shape the model was trained on
 ``[N, C, H, W]`` with pixel values in [0, 1] (as torchvision's ``ToTensor`` gives them), normalises
 them as in training, and returns class probabilities ``[N, classes]``. The model's input contract
 (class names in output order, channels, size, mean and std) is written beside it as JSON
-(``model.onnx`` -> ``model.onnx.json``); the class names also go into the ONNX file's metadata and the
-TorchScript file. The exported model classifies each image once, whatever the checkpoint's
-``test_time_augmentation``; ``--tta_hflip`` and ``--tta_shifts N`` build mirrored and moved copies
-into it (one more forward pass each), and the JSON records which. ONNX needs the optional extra:
+(``model.onnx`` -> ``model.onnx.json``), with the checkpoint it came from (path, epoch and step): a
+run's exports of its best and last checkpoints are told apart. The class names also go into the ONNX
+file's metadata and the TorchScript file. The exported model classifies each image once, whatever the
+checkpoint's ``test_time_augmentation``; ``--tta_hflip`` and ``--tta_shifts N`` build mirrored and
+moved copies into it (one more forward pass each), and the JSON records which. ONNX needs the optional extra:
 ``pip install -e '.[export]'`` in this project's folder.
 """
 
@@ -52,9 +53,15 @@ class ProbabilityModel(nn.Module):
         return self.tta(self.classify, images).softmax(dim=1)
 
 
-def export(model: ImageClassifier, kind: str, out: Path, tta: TestTimeAugmentation | None = None) -> Path:
+def export(
+    model: ImageClassifier,
+    kind: str,
+    out: Path,
+    tta: TestTimeAugmentation | None = None,
+    checkpoint: Path | None = None,
+) -> Path:
     """Write ``out`` (and the input contract beside it); returns the JSON file's path. ``tta``: test-time
-    augmentation to build in (default: none)."""
+    augmentation to build in (default: none); ``checkpoint``: the file ``model`` was loaded from."""
     tta = tta or TestTimeAugmentation()
     wrapped = ProbabilityModel(model, tta).eval()
     contract = model.input_contract
@@ -89,6 +96,9 @@ def export(model: ImageClassifier, kind: str, out: Path, tta: TestTimeAugmentati
         "input": f"float32 [N, {shape}], pixels in [0, 1]",
         "test_time_augmentation": dataclasses.asdict(tta),
     }
+    if checkpoint is not None:
+        epoch, step = model.checkpoint_position or (None, None)
+        description["checkpoint"] = {"path": str(checkpoint.resolve()), "epoch": epoch, "step": step}
     write_whole(sidecar, json.dumps({**description, "input_contract": contract.to_dict()}, indent=2).encode())
     return sidecar
 
@@ -141,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
         model, path = load_classifier(args.ckpt_path, args.root)
         folder = run_folder(path) or path.parent  # a checkpoint outside a run folder: beside it
         out = checked_out(args.out or folder / ("model.onnx" if args.format == "onnx" else "model.pt"), path)
-        sidecar = export(model, args.format, out, tta)
+        sidecar = export(model, args.format, out, tta, checkpoint=path)
     except (CheckpointError, ConfigError, DiskFullError, ImportError, OSError) as err:
         exit_with(explained(err, args.out) if isinstance(err, OSError) else err, args.verbose)
     print(f"{out}\n{sidecar}")

@@ -151,3 +151,13 @@ def test_each_export_in_a_folder_keeps_its_own_json(checkpoint, tmp_path):
     plain = json.loads((tmp_path / "model.pt.json").read_text())["test_time_augmentation"]
     mirrored = json.loads((tmp_path / "model.onnx.json").read_text())["test_time_augmentation"]
     assert (plain["hflip"], mirrored["hflip"]) == (False, True)
+
+
+def test_the_json_names_the_checkpoint_exported(checkpoint, tmp_path):
+    """Exports of a run's best and last checkpoints are told apart by their JSON, whatever their names."""
+    out = tmp_path / "model.pt"
+    export([f"--ckpt_path={checkpoint}", "--format=torchscript", f"--out={out}"])
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    source = json.loads(sidecar_path(out).read_text())["checkpoint"]
+    assert source["path"] == str(checkpoint.resolve())
+    assert (source["epoch"], source["step"]) == (saved["epoch"], saved["global_step"])
