@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from lightning.pytorch.callbacks import Callback
 from tiny_idx import write_tiny_fashion_mnist
 
 from fashion_lightning.cli import FashionLightningCLI
+from fashion_lightning.errors import ConfigError
 from fashion_lightning.graceful_stop import Stopped
 from fashion_lightning.runs import claim_run_folder
 
@@ -301,3 +303,23 @@ def test_resume_with_weight_averaging_is_exact(
     for key in ("state_dict", "current_model_state", "averaging_state"):
         for name, value in expected[key].items():
             assert torch.equal(last[key][name], value), (key, name)
+
+
+@pytest.mark.parametrize(
+    ("changed", "refusal"),
+    [
+        ("--data.batch_size=40", "saved in the middle of an epoch, after 5 batches of 20 images on 1 device"),
+        ("--data.val_size=60", "held out 40 of 240 images (split_seed 0) for validation; this run"),
+        ("--data.split_seed=7", "this run would hold out 40 of 240 images (split_seed 7)"),
+    ],
+)
+def test_a_resume_that_would_skip_or_leak_images_is_refused(changed, refusal, uninterrupted, tmp_path):
+    """Another batch size mid-epoch would skip or repeat images; another split would train on the
+    checkpoint's validation images. Either is refused, and the checkpoint is left as it was."""
+    root = tmp_path / "runs"
+    with pytest.raises(Interrupted):
+        fit(uninterrupted["data_dir"], root, callbacks=[InterruptAt(7)])
+    saved = (root / LAST_CKPT).read_bytes()
+    with pytest.raises(ConfigError, match=re.escape(refusal)):
+        fit(uninterrupted["data_dir"], root, "--ckpt_path=last", changed)
+    assert (root / LAST_CKPT).read_bytes() == saved

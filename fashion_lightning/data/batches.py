@@ -11,6 +11,8 @@ import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler
 
+from fashion_lightning.errors import ConfigError
+
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -66,12 +68,30 @@ class EpochBatches(ABC):
         """The batches of these sample indices, in this order."""
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch": getattr(self.sampler, "epoch", 0), "batches_done": self.batches_done}
+        return {
+            "epoch": getattr(self.sampler, "epoch", 0),
+            "batches_done": self.batches_done,
+            "batches": len(self),
+            "batch_size": self.batch_size,
+            "ranks": getattr(self.sampler, "num_replicas", 1),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Resume: the next pass over epoch ``state['epoch']`` skips the batches it had done."""
-        if 0 < state["batches_done"] < len(self):
-            self._resume = dict(state)
+        """Resume: the next pass over epoch ``state['epoch']`` skips the batches it had done. They are
+        that epoch's first images only in batches of the same size, cut from the same ranks' slices."""
+        if not 0 < state["batches_done"] < state.get("batches", len(self)):
+            return
+        saved = (state.get("batch_size", self.batch_size), state.get("ranks", 1))
+        ranks = getattr(self.sampler, "num_replicas", 1)
+        if saved != (self.batch_size, ranks):
+            raise ConfigError(
+                f"the checkpoint was saved in the middle of an epoch, after {state['batches_done']} batches "
+                f"of {saved[0]} images on {saved[1]} device(s); this run has batches of {self.batch_size} "
+                f"on {ranks}, which would skip or repeat images of that epoch. Resume with "
+                f"data.batch_size={saved[0]} on {saved[1]} device(s), or from a checkpoint saved at the "
+                "end of an epoch"
+            )
+        self._resume = dict(state)
 
 
 class DeviceBatches(EpochBatches):

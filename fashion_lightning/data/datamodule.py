@@ -7,6 +7,7 @@ import math
 import torch
 from jsonargparse import lazy_instance
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Subset
 
@@ -229,10 +230,26 @@ class ImageDataModule(LightningDataModule):
         # state_dict protocol), but restores it only into a loader made after the checkpoint is read:
         # a step-wise scheduler asks for the loader earlier (estimated_stepping_batches; Lightning
         # issue #20550). This state is given back before anything asks for a loader.
-        return {"train_batches": self._train_batches.state_dict()} if self._train_batches else {}
+        state = {"validation_split": self._validation_split()} if self.train_set is not None else {}
+        return state | ({"train_batches": self._train_batches.state_dict()} if self._train_batches else {})
 
     def load_state_dict(self, state_dict: dict) -> None:
+        saved = state_dict.get("validation_split")
+        resuming = self.trainer is not None and self.trainer.state.fn == TrainerFn.FITTING
+        if resuming and saved is not None and saved != self._validation_split():
+            raise ConfigError(
+                f"the checkpoint's run held out {_split_words(saved)} for validation; this run would hold "
+                f"out {_split_words(self._validation_split())} and train on some of the checkpoint's "
+                "validation images. Resume with the run's data.val_size and data.split_seed (its "
+                "config.yaml) and the same training images, or start a new run"
+            )
         self._resume_position = state_dict.get("train_batches")
+
+    def _validation_split(self) -> dict[str, int]:
+        """Which training images are held out (after ``setup("fit")``): how many, of how many, by which
+        seed."""
+        count = len(self.val_set)
+        return {"images": count, "of": count + len(self.train_set), "split_seed": self.hparams.split_seed}
 
     def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
         images, labels = batch
@@ -247,3 +264,7 @@ class ImageDataModule(LightningDataModule):
             images, labels = batch
             return self.augment(images), labels
         return batch
+
+
+def _split_words(split: dict[str, int]) -> str:
+    return f"{split['images']} of {split['of']} images (split_seed {split['split_seed']})"
