@@ -73,3 +73,45 @@ def test_a_net_with_lazy_layers_is_sized_from_the_input_contract():
     model = ImageClassifier(net=LazyNet, input_contract=contract, channels_last=True)
     assert model.net.layers[2].weight.shape == (3, 4 * 10 * 8) and model.net.training
     assert model(torch.zeros(2, 3, 12, 10, dtype=torch.uint8)).shape == (2, 3)
+
+
+class TwoArguments(torch.nn.Module):
+    def __init__(self, in_channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.linear = torch.nn.LazyLinear(num_classes)
+
+
+class OneScoreShort(torch.nn.Module):
+    def __init__(self, in_channels: int, image_size: tuple[int, int], num_classes: int) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(in_channels * image_size[0] * image_size[1], num_classes - 1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.linear(images.flatten(1))
+
+
+class NoParameters(torch.nn.Module):
+    def __init__(self, in_channels: int, image_size: tuple[int, int], num_classes: int) -> None:
+        super().__init__()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return images.flatten(1)[:, :10]
+
+
+@pytest.mark.parametrize(
+    ("net", "refusal"),
+    [
+        (TwoArguments, r"model.net: .*takes 3 positional arguments but 4 were given\. A net takes \(in_"),
+        (torch.nn.ReLU, r"model.net: .*positional arguments but 4 were given\. A net takes \(in_"),
+        (OneScoreShort, r"model.net: OneScoreShort gives 9 numbers for an image, but the data has 10"),
+        (NoParameters, r"model.net: NoParameters has no trainable parameters"),
+    ],
+)
+def test_a_net_that_breaks_the_contract_is_refused_in_one_line(net, refusal):
+    """Before, these ended in tracebacks at the first step (a target out of bounds, a metric's shape)
+    or blamed the optimizer (an empty parameter list)."""
+    contract = InputContract(
+        classes=[str(n) for n in range(10)], channels=1, size=(28, 28), mean=(0.5,), std=(0.2,)
+    )
+    with pytest.raises(ConfigError, match=refusal):
+        ImageClassifier(net=net, input_contract=contract)

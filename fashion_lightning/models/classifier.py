@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from typing import Literal
 
@@ -12,7 +13,6 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
-from torch.nn.parameter import is_lazy
 from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 
 from fashion_lightning.data.contract import InputContract
@@ -116,14 +116,35 @@ class ImageClassifier(LightningModule):
         """The net, the normalisation and the per-class metrics, for images as ``contract`` describes."""
         self.input_contract = contract
         self.hparams["input_contract"] = contract.to_dict()  # into the checkpoint, as plain values
-        net = self.make_net(contract.channels, contract.size, len(contract.classes))
-        if any(is_lazy(parameter) for parameter in net.parameters()):
-            # nn.Lazy* layers take their sizes from a first input, and nothing can move or train them before
-            flat_size(net, contract.channels, contract.size)
-        self.net = net.to(memory_format=self.memory_format)
+        self.net = self._checked_net(contract).to(memory_format=self.memory_format)
         self.standardize = Standardize(contract.mean, contract.std)
         self.val_metrics = stage_metrics(contract.classes, "val")
         self.test_metrics = stage_metrics(contract.classes, "test")
+
+    def _checked_net(self, contract: InputContract) -> nn.Module:
+        """``make_net``'s net, refused in one line unless it takes the three arguments and gives a
+        score per class. The check is one blank forward pass, which also sizes ``nn.Lazy*`` layers:
+        nothing can move or train them before."""
+        classes = len(contract.classes)
+        try:
+            net = self.make_net(contract.channels, contract.size, classes)
+        except TypeError as err:
+            if not re.search(r"positional argument|unexpected keyword|required .*argument", str(err)):
+                raise
+            raise ConfigError(
+                f"model.net: {err}. A net takes (in_channels, image_size, num_classes) as its first "
+                "three arguments (fashion_lightning/models/nets.py)"
+            ) from None
+        name = type(net).__name__
+        if not any(parameter.requires_grad for parameter in net.parameters()):
+            raise ConfigError(f"model.net: {name} has no trainable parameters; give a net with some")
+        scores = flat_size(net, contract.channels, contract.size)
+        if scores != classes:
+            raise ConfigError(
+                f"model.net: {name} gives {scores} numbers for an image, but the data has {classes} "
+                f"classes: its output must be [N, num_classes] scores (its last layer's out_features)"
+            )
+        return net
 
     def configure_model(self) -> None:
         # a first fit: the data module has measured the training split in its setup, which runs first
