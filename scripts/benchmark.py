@@ -14,8 +14,10 @@
 (c0) Lightning's floor: a ``Trainer`` with no logger, checkpoints or callbacks fitting a LightningModule
     that only returns (b)'s loss, on the project's data module. (c0) vs (b) is what Lightning's loop
     itself costs; (c) vs (c0) is what the project's metrics, callbacks and logging add.
-(b) and (c), and (b) and (c0), take turns epoch by epoch: each Lightning fit runs one epoch of (b)
-before each of its own, so a slow minute of a shared machine slows both. Seconds per epoch are the
+(b) and (c), and (b) and (c0), take turns step by step: each Lightning fit runs a training step of (b)
+before each of its own, and (b)'s validation after its own, each timed apart, so a slow second of a
+shared machine slows both (on a GPU each step of (b) waits for the fit's queued work, which is timed
+as the fit's, and for its own). Seconds per epoch are the
 median and the fastest epoch's; for (b), (c0) and (c) they include the per-epoch validation (and, in
 (c), checkpointing and logging); the Lightning overheads are also given as the median over the pairs
 of epochs run side by side. Images/s counts training images.
@@ -85,7 +87,9 @@ def notes_loop(data_dir: str, epochs: int) -> dict:
 
 
 class PlainLoop:
-    """(b): the same net on the project's data path, with nothing but PyTorch around it."""
+    """(b): the same net on the project's data path, with nothing but PyTorch around it. Run a step at a
+    time between a Lightning fit's steps (``FitClock``), each step timed on its own and drawing from
+    (b)'s own random numbers, so that neither run changes the other's dropout masks."""
 
     def __init__(self, args: argparse.Namespace, device: torch.device) -> None:
         self.dm = ImageDataModule(
@@ -94,39 +98,71 @@ class PlainLoop:
         self.dm.setup("fit")
         self.dm.setup("test")
         self.device = device
+        self.cuda = [device] if device.type == "cuda" else []
         contract = self.dm.input_contract
         self.standardize = Standardize(contract.mean, contract.std).to(device)
-        torch.manual_seed(0)
-        self.net = dropout_net(contract).to(device, memory_format=torch.channels_last)
+        with torch.random.fork_rng(devices=self.cuda):
+            torch.manual_seed(0)
+            self.net = dropout_net(contract).to(device, memory_format=torch.channels_last)
+            self.random_states = self._random_states()
         self.optimizer = torch.optim.SGD(self.net.parameters(), lr=args.lr, momentum=0.9)
         bf16 = args.precision == "bf16-mixed"  # as Lightning's bf16-mixed
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
         self.train = self._batches(self.dm.train_set, self.dm.batch_size, shuffle=True)
         self.val = self._batches(self.dm.val_set, self.dm.hparams.eval_batch_size)
         self.name = f"(b) plain PyTorch loop, batch {self.dm.batch_size}"
+        self.seconds = 0.0  # of the epoch under way
 
     def _batches(self, split, batch_size: int, shuffle: bool = False) -> DeviceBatches:
         images, labels = split.images.to(self.device), split.labels.to(self.device)
         sampler = EpochBatches.sampler_for_rank(len(labels), shuffle=shuffle, seed=0)
         return DeviceBatches(images, labels, batch_size, sampler)
 
+    def _random_states(self) -> list[torch.Tensor]:
+        return [torch.get_rng_state(), *(torch.cuda.get_rng_state(device) for device in self.cuda)]
+
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """What the classifier's forward does before the net: channels-last, then normalisation."""
         return self.standardize(images.contiguous(memory_format=torch.channels_last))
 
-    def epoch(self, epoch: int) -> float:
-        """Train one epoch and validate; the seconds it took."""
-        start = time.perf_counter()
+    def start_epoch(self, epoch: int) -> None:
+        self.seconds = 0.0
         self.train.sampler.set_epoch(epoch)
-        for images, labels in self.train:
-            with self.autocast:
-                loss = F.cross_entropy(self.net(self.prepare(images)), labels)
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
+        self._steps = iter(self.train)
+
+    def step(self) -> bool:
+        """One training step, if the epoch has one left; False if not."""
+        with torch.random.fork_rng(devices=self.cuda):
+            torch.set_rng_state(self.random_states[0])
+            for device, state in zip(self.cuda, self.random_states[1:], strict=True):
+                torch.cuda.set_rng_state(state, device)
+            start = self.clock()
+            batch = next(self._steps, None)
+            if batch is not None:
+                images, labels = batch
+                with self.autocast:
+                    loss = F.cross_entropy(self.net(self.prepare(images)), labels)
+                self.optimizer.zero_grad()
+                loss.backward()
+                self.optimizer.step()
+            self.seconds += self.clock() - start
+            self.random_states = self._random_states()
+        return batch is not None
+
+    def finish_epoch(self) -> float:
+        """The epoch's steps left, if any, and its validation; the seconds the whole epoch took."""
+        while self.step():
+            pass
+        start = self.clock()
         with self.autocast:
             _accuracy(self.net, self.val, self.prepare, self.device)
-        return time.perf_counter() - start
+        return self.seconds + self.clock() - start
+
+    def clock(self) -> float:
+        """Seconds, once the device has done what it was given: a step is timed alone also on a GPU."""
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
 
     def test_accuracy(self, net: torch.nn.Module | None = None) -> float:
         """Test accuracy of (b)'s net, or of ``net`` given the same batches and precision."""
@@ -229,10 +265,11 @@ def config_run(experiment: str, args: argparse.Namespace, root: Path) -> dict:
 
 class FitClock(Callback):
     """Wall time of the fit (``on_train_start`` to ``on_train_end``) and of each training epoch, its
-    validation and checkpointing included; given a ``plain`` loop, runs one epoch of it before each
-    epoch, outside the clock and on its own random numbers (the fit draws the same dropout masks as
-    alone). One callback for all of it: Lightning calls every callback at each of a step's hooks,
-    ~15 us a callback a step on CPU, and the clock must not add to what it times."""
+    validation and checkpointing included. Given a ``plain`` loop (b), it runs a step of (b) before each
+    of the fit's steps and the rest of (b)'s epoch after the fit's validation, and leaves the time of
+    its hooks out of the fit's epochs: the two runs take turns a step at a time, so that a slow second
+    of a shared machine slows both. One callback for all of it: Lightning calls every callback at each
+    of a step's hooks, ~15 us a callback a step on CPU, and the clock must not add to what it times."""
 
     def __init__(self, plain: PlainLoop | None = None) -> None:
         self.plain = plain
@@ -247,15 +284,24 @@ class FitClock(Callback):
         self.fit_seconds = time.perf_counter() - self._fit_start
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._left_out = 0.0  # seconds spent in (b) during this epoch of the fit
         if self.plain is not None:
-            cuda = [self.plain.device] if self.plain.device.type == "cuda" else []
-            with torch.random.fork_rng(devices=cuda):
-                torch.manual_seed(trainer.current_epoch)
-                self.plain_epochs.append(self.plain.epoch(trainer.current_epoch))
-        self._epoch_start = time.perf_counter()
+            self.plain.start_epoch(trainer.current_epoch)
+        self._epoch_start = self._now()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if self.plain is not None:
+            start = self._now()  # on a GPU, once the fit's steps queued so far are done: the fit's time
+            self.plain.step()
+            self._left_out += self._now() - start
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self.epochs.append(time.perf_counter() - self._epoch_start)
+        self.epochs.append(self._now() - self._epoch_start - self._left_out)
+        if self.plain is not None:
+            self.plain_epochs.append(self.plain.finish_epoch())
+
+    def _now(self) -> float:
+        return time.perf_counter() if self.plain is None else self.plain.clock()
 
 
 def _fit_and_test(
