@@ -221,6 +221,8 @@ class FashionLightningCLI(LightningCLI):
         # Lightning calls every callback at each of a step's hooks, a cost per step whether used or not;
         # the CSV writer has nothing to do outside predict
         trainer.callbacks[:] = [c for c in trainer.callbacks if not isinstance(c, unused)]
+        if self.subcommand == "fit" and not self._command_config().get("ckpt_path"):
+            _refuse_earlier_checkpoints(trainer)
         if self.subcommand == "fit" and trainer.is_global_zero:
             # before anything is written into the run folder: one process trains a run at a time
             # (a DummyLogger, as fast_dev_run's, has no folder: the root is the run's)
@@ -256,6 +258,27 @@ class FashionLightningCLI(LightningCLI):
             version=version,
             default_hp_metric=False,  # hp_metric is logged from val/acc_best instead of -1
         )
+
+
+def _refuse_earlier_checkpoints(trainer: Trainer) -> None:
+    """A new fit never writes over an earlier run's checkpoints. Each run has a folder of its own under
+    its logger; without one, or with a checkpoint folder set in the config, runs share one, and
+    Lightning only warns before overwriting ``last.ckpt``."""
+    if trainer.fast_dev_run:  # saves nothing
+        return
+    for callback in trainer.checkpoint_callbacks:
+        if callback.dirpath is not None:
+            folder = Path(callback.dirpath)
+        elif not trainer.loggers:
+            folder = Path(trainer.default_root_dir, "checkpoints")
+        else:
+            continue
+        if any(folder.glob("*.ckpt")):
+            raise ConfigError(
+                f"{folder} holds an earlier run's checkpoints, which this run would overwrite: go on with "
+                "that run (--ckpt_path last), or give this one another trainer.default_root_dir (or a "
+                "logger, which gives each run a version_N folder of its own)"
+            )
 
 
 def without_usage(message: str) -> str:

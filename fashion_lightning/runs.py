@@ -58,6 +58,11 @@ def resolve_checkpoint(ckpt_path: str, root: str | Path) -> Path | None:
     """``last``/``best`` -> that file of the latest run under ``root`` (None: no run); a path: itself."""
     if ckpt_path not in ("last", "best"):
         path = Path(ckpt_path)
+        if path.is_dir():
+            raise CheckpointError(
+                f"checkpoint {path} is a folder: give a .ckpt file in it (such as {path / LAST}), "
+                f"or 'last'/'best' for the latest run under {root}"
+            )
         if not path.is_file():
             raise CheckpointError(
                 f"checkpoint {path} does not exist; give an existing .ckpt file, "

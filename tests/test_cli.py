@@ -327,6 +327,7 @@ def test_predict_returns_class_probabilities(trained):
     [
         (["--ckpt_path=best"], "no run with checkpoints under"),
         (["--ckpt_path=missing.ckpt"], "checkpoint missing.ckpt does not exist"),
+        (["--ckpt_path=."], "checkpoint . is a folder: give a .ckpt file in it (such as last.ckpt)"),
     ],
 )
 def test_missing_checkpoints_end_with_a_clear_message(extra, message, tiny_data, tmp_path):
@@ -334,6 +335,23 @@ def test_missing_checkpoints_end_with_a_clear_message(extra, message, tiny_data,
     with pytest.raises(SystemExit) as exit_info:
         main([*args, f"--trainer.default_root_dir={tmp_path}", *extra])
     assert message in str(exit_info.value.code)
+
+
+def test_a_new_run_never_overwrites_the_checkpoints_of_an_earlier_one(tiny_data, tmp_path):
+    """Without a logger, runs share <root>/checkpoints: a second fit there is refused before it writes
+    anything; going on with the first (--ckpt_path last) is not."""
+    args = ["fit", *config_args("dropout"), *data_args(tiny_data), "--data.val_size=40", *QUIET]
+    args += [f"--trainer.default_root_dir={tmp_path}", "--trainer.logger=false"]
+    args += ["--trainer.limit_train_batches=2"]
+    main([*args, "--trainer.max_epochs=1"])
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    saved = last.read_bytes()
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--trainer.max_epochs=1"])
+    assert f"{tmp_path / 'checkpoints'} holds an earlier run's checkpoints" in str(exit_info.value.code)
+    assert last.read_bytes() == saved
+    main([*args, "--trainer.max_epochs=2", "--ckpt_path=last"])
+    assert torch.load(last, weights_only=True)["epoch"] == 1
 
 
 def test_missing_data_offline_ends_with_the_three_ways(tmp_path, no_system_copies, monkeypatch):
