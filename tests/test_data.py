@@ -8,12 +8,21 @@ import http.server
 import os
 import threading
 
+import numpy as np
 import pytest
 import torch
 from tiny_idx import FILES, LABEL_MAGIC, idx_bytes, write_tiny_idx
 from torchvision import datasets
 
-from fashion_lightning.data import KMNIST, MNIST, DataError, FashionMNIST, ImageDataModule, LabelledImages
+from fashion_lightning.data import (
+    KMNIST,
+    MNIST,
+    DataError,
+    FashionMNIST,
+    ImageDataModule,
+    ImageSource,
+    LabelledImages,
+)
 from fashion_lightning.data.fashion_mnist_copies import ENV_VAR
 
 
@@ -124,6 +133,52 @@ def test_a_source_must_give_uint8_images_and_labels_in_range():
         LabelledImages(torch.zeros(2, 1, 4, 4), torch.zeros(2, dtype=torch.long), ["a"])
     with pytest.raises(DataError, match="labels outside 0..1"):
         LabelledImages(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.tensor([0, 2]), ["a", "b"])
+
+
+def test_a_source_may_give_numpy_arrays_and_labels_of_any_integer_type():
+    images = np.zeros((3, 1, 4, 4), dtype=np.uint8)
+    split = LabelledImages(images, np.array([0, 1, 1], dtype=np.int32), ["a", "b"])
+    assert split.images.dtype == torch.uint8 and split.labels.dtype == torch.int64
+    assert split.labels.tolist() == [0, 1, 1]
+    with pytest.raises(DataError, match=r"labels must be integers \[N\], got torch.float32"):
+        LabelledImages(torch.zeros(3, 1, 4, 4, dtype=torch.uint8), torch.tensor([0.0, 1.0, 1.0]), ["a", "b"])
+    with pytest.raises(DataError, match="images must be a torch tensor or a NumPy array, got a str"):
+        LabelledImages("images.npy", torch.tensor([0, 1, 1]), ["a", "b"])
+
+
+class OneImageOfItsOwn(ImageSource):
+    """A source whose last class has a single training image."""
+
+    def __init__(self, images: int = 6) -> None:
+        labels = torch.tensor([0] * (images - 1) + [1])
+        self.split = LabelledImages(torch.zeros(images, 1, 8, 8, dtype=torch.uint8), labels, ["many", "one"])
+
+    def load(self, train: bool) -> LabelledImages:
+        return self.split
+
+
+def test_a_class_left_without_training_images_is_refused():
+    """Its one image held out for validation, the model could never learn it; seeds differ in which
+    images they hold out, so some seed of 0-20 takes it."""
+    refused = []
+    for seed in range(21):
+        dm = ImageDataModule(source=OneImageOfItsOwn(), val_size=2, split_seed=seed)
+        try:
+            dm.setup("fit")
+        except DataError as err:
+            refused.append(str(err))
+        else:
+            assert "one" not in [dm.train_set.classes[label] for label in dm.val_set.labels.tolist()]
+    assert refused and set(refused) == {
+        "no training images of class one: the validation split took all of their images (data.val_size); "
+        "give them more images, or try another data.split_seed"
+    }
+
+
+def test_a_share_of_a_few_images_still_holds_one_out():
+    dm = ImageDataModule(source=OneImageOfItsOwn(images=12), val_size=0.05, split_seed=1)
+    dm.setup("fit")
+    assert (len(dm.train_set), len(dm.val_set)) == (11, 1)
 
 
 def test_a_truncated_idx_file_is_named(tiny_data):

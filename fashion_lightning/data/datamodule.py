@@ -101,6 +101,7 @@ class ImageDataModule(LightningDataModule):
                 len(images), generator=torch.Generator().manual_seed(self.hparams.split_seed)
             )
             self.val_set, self.train_set = images.subset(order[:val_size]), images.subset(order[val_size:])
+            _check_every_class_trains(images, self.train_set)
             self.input_contract = self._measure(self.train_set)
         if stage in ("test", "predict") and self.test_set is None and not self._predicting_photos():
             self.test_set = self.source.load(train=False)
@@ -122,7 +123,9 @@ class ImageDataModule(LightningDataModule):
 
     def _val_count(self, available: int) -> int:
         val_size = self.hparams.val_size
-        count = math.floor(val_size * available) if isinstance(val_size, float) else val_size
+        count = val_size
+        if isinstance(val_size, float):  # a share: at least one image, or there would be no validation
+            count = max(math.floor(val_size * available), 1 if val_size > 0 else 0)
         if count >= available:
             raise ConfigError(
                 f"data.val_size={val_size} leaves no training images: the training set has {available}; "
@@ -268,3 +271,25 @@ class ImageDataModule(LightningDataModule):
 
 def _split_words(split: dict[str, int]) -> str:
     return f"{split['images']} of {split['of']} images (split_seed {split['split_seed']})"
+
+
+def _check_every_class_trains(images: LabelledImages, train: LabelledImages) -> None:
+    """A class with no training image would be one the model can only get wrong, without a word."""
+
+    def per_class(split: LabelledImages) -> list[int]:
+        return torch.bincount(split.labels[split.labels >= 0], minlength=len(split.classes)).tolist()
+
+    before, after = per_class(images), per_class(train)
+    untrained = [index for index, count in enumerate(after) if count == 0]
+    if not untrained:
+        return
+    names = [train.classes[index] for index in untrained]
+    listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    if any(before[index] for index in untrained):
+        why = (
+            "the validation split took all of their images (data.val_size); give them more images, or "
+            "try another data.split_seed"
+        )
+    else:
+        why = "the training split has none"
+    raise DataError(f"no training images of class {listed}: {why}")

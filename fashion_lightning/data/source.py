@@ -23,13 +23,21 @@ class DataError(RuntimeError):
 @dataclass
 class LabelledImages:
     """One split held in memory: uint8 images ``[N, C, H, W]``, int64 labels ``[N]`` indexing ``classes``
-    (-1 for an image without a label, as predict's photos)."""
+    (-1 for an image without a label, as predict's photos). NumPy arrays become tensors, and labels of
+    another integer type int64."""
 
     images: torch.Tensor
     labels: torch.Tensor
     classes: Sequence[str]
 
     def __post_init__(self) -> None:
+        self.images, self.labels = _tensor(self.images, "images"), _tensor(self.labels, "labels")
+        if self.labels.is_floating_point() or self.labels.dim() != 1:
+            raise DataError(
+                f"a source's labels must be integers [N], got {self.labels.dtype} {list(self.labels.shape)}"
+            )
+        # int64, as cross-entropy and the metrics take them; a source's may be int32 or uint8
+        self.labels = self.labels.long()
         images, labels = self.images, self.labels
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise DataError(
@@ -56,6 +64,18 @@ class LabelledImages:
     def first(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The first ``count`` images and labels (for pictures)."""
         return self.images[:count], self.labels[:count]
+
+
+def _tensor(value, name: str) -> torch.Tensor:
+    """A source's images or labels as a tensor: NumPy arrays are taken as they are."""
+    if isinstance(value, torch.Tensor):
+        return value
+    try:
+        return torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise DataError(
+            f"a source's {name} must be a torch tensor or a NumPy array, got a {type(value).__name__}"
+        ) from None
 
 
 class ImageSource(ABC):
