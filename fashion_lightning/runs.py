@@ -163,6 +163,7 @@ def load_classifier(ckpt_path: str, root: str | None) -> tuple[ImageClassifier, 
             f"no run with checkpoints directly under {root}: give the folder of one config's runs (its "
             "trainer.default_root_dir, e.g. runs/fast), or a .ckpt path; or train first"
         )
+    check_net_importable(read_checkpoint(path), path)
     try:
         model = ImageClassifier.load_from_checkpoint(path, map_location="cpu")
     except Exception as err:  # torch and Lightning raise many kinds for a damaged or foreign file

@@ -10,7 +10,9 @@ from PIL import Image
 from tiny_idx import write_tiny_idx
 
 from fashion_lightning.cli import main
+from fashion_lightning.export import main as export_main
 from fashion_lightning.models import DropoutNet
+from fashion_lightning.viz.cli import main as viz_main
 
 REPO = Path(__file__).resolve().parents[1]
 QUIET = [
@@ -146,16 +148,21 @@ def test_fit_without_a_network_says_how_to_give_one(tiny_data, tmp_path):
     assert not list(tmp_path.glob("version_*")), "no run folder for a run that never started"
 
 
-@pytest.mark.parametrize("subcommand", ["test", "predict"])
-def test_a_checkpoint_whose_net_cannot_be_imported_is_named(subcommand, tiny_data, tmp_path, capsys):
+@pytest.mark.parametrize("command", ["test", "predict", "export", "viz"])
+def test_a_checkpoint_whose_net_cannot_be_imported_is_named(command, tiny_data, tmp_path, capsys):
     fit(tiny_data, tmp_path / "runs", "--trainer.max_epochs=1")
     checkpoint = torch.load(tmp_path / "runs/version_0/checkpoints/last.ckpt", weights_only=True)
     checkpoint["hyper_parameters"]["net"]["class_path"] = "my_module.MyNet"  # kept outside the package
     foreign = tmp_path / "foreign.ckpt"
     torch.save(checkpoint, foreign)
-    args = [subcommand, f"--data.source.root={tiny_data}", f"--ckpt_path={foreign}", *QUIET]
     with pytest.raises(SystemExit, match=r"holds the net my_module.MyNet, which cannot be imported here"):
-        main([*args, f"--trainer.default_root_dir={tmp_path / 'runs'}"])
+        if command == "export":
+            export_main([f"--ckpt_path={foreign}", f"--out={tmp_path / 'model.pt'}", "--format=torchscript"])
+        elif command == "viz":
+            viz_main(["filters", f"--ckpt_path={foreign}", f"--out={tmp_path / 'filters.png'}"])
+        else:
+            args = [command, f"--data.source.root={tiny_data}", f"--ckpt_path={foreign}", *QUIET]
+            main([*args, f"--trainer.default_root_dir={tmp_path / 'runs'}"])
     assert "Traceback" not in capsys.readouterr().err
 
 
