@@ -105,8 +105,8 @@ class FashionLightningCLI(LightningCLI):
         parser.add_subclass_arguments(WeightAveraging, "weight_averaging", required=False, fail_untyped=False)
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
-        files = config_files(sys.argv[1:] if args is None else args)
-        check_syntax(files)
+        given = sys.argv[1:] if args is None else args
+        check_syntax(config_files(given))
         said = io.StringIO()  # the parser's own words, to name the config file they are about
         argv = sys.argv
         try:
@@ -116,12 +116,11 @@ class FashionLightningCLI(LightningCLI):
                 super().parse_arguments(parser, args)
         except SystemExit as exit_:
             words = said.getvalue()
-            sys.stderr.write(name_the_file(without_usage(words), files) if exit_.code else words)
+            sys.stderr.write(name_the_file(without_usage(words), given) if exit_.code else words)
             raise
         finally:
             sys.argv = argv
         sys.stderr.write(said.getvalue())
-        given = sys.argv[1:] if args is None else args
         self._choose_precision(any(arg.startswith("--trainer.precision") for arg in given))
         subcommand = self.config.get("subcommand")
         if subcommand:
@@ -317,6 +316,8 @@ def main(args: list[str] | None = None) -> None:
             err = explained(err, RunLock.latest or os.getcwd())
         if isinstance(err, ValueError) and _raised_by_lightning(err):  # a flag it checks as it runs
             err = ConfigError(f"trainer: {' '.join(str(err).split())}")
+        if isinstance(err, RuntimeError) and "conditioned on metric" in str(err):  # EarlyStopping's monitor
+            err = ConfigError(f"trainer.callbacks: {' '.join(str(err).split())}")
         if not isinstance(err, USER_ERRORS):
             raise  # any other error is a bug to report, with its traceback
         exit_with(from_worker(err), verbose)

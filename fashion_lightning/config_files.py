@@ -39,15 +39,26 @@ def check_syntax(paths: Sequence[Path]) -> None:
             raise SystemExit(2) from None
 
 
-def name_the_file(message: str, paths: Sequence[Path]) -> str:
-    """The parser's error message, with ``FILE: KEY`` added where a config file holds the key it names."""
+def name_the_file(message: str, args: Sequence[str]) -> str:
+    """The parser's error message, with ``FILE: KEY`` added where a config file holds the key it names,
+    unless a setting given after that file on the command line replaced the file's."""
     named = set(re.findall(r"['\"]([\w.]+)['\"]", message))
-    for path in reversed(paths):  # the last file that sets a key is the one that counts
+    files = config_files(args)
+    for path in reversed(files):  # the last file that sets a key is the one that counts
         keys = set(_keys(yaml.safe_load(path.read_text()) or {}))
         for key in sorted(keys):
             if key in named or key.rsplit(".", 1)[-1] in named:
+                if _given_after(key, path, args):
+                    return message
                 return message.rstrip("\n") + f"\n(in {path}: {key})\n"
     return message
+
+
+def _given_after(key: str, path: Path, args: Sequence[str]) -> bool:
+    """Whether an argument after ``--config path`` sets ``key`` (``--key``, ``--key=...``, ``--key.sub``)."""
+    positions = [i for i, arg in enumerate(args) if Path(arg.removeprefix("--config=")) == path]
+    later = args[positions[-1] + 1 :] if positions else []
+    return any(arg == f"--{key}" or arg.startswith((f"--{key}=", f"--{key}.")) for arg in later)
 
 
 def _keys(config, prefix: str = "") -> Iterator[str]:

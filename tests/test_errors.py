@@ -209,3 +209,16 @@ def test_a_checkpoint_given_another_data_set_is_refused_naming_both(subcommand, 
     )
     assert "the data's ['0 - zero'" in message and "config.yaml" in message
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_early_stopping_on_a_metric_never_logged_is_one_line(tiny_data, tmp_path, capsys):
+    config = tmp_path / "early_stopping.yaml"
+    config.write_text(
+        "trainer:\n  callbacks:\n    - class_path: lightning.pytorch.callbacks.EarlyStopping\n"
+        "      init_args: {monitor: val/accuracy, mode: max}\n"
+    )
+    with pytest.raises(
+        SystemExit, match=r"trainer.callbacks: Early stopping conditioned on metric `val/accuracy`"
+    ):
+        fit(tiny_data, tmp_path / "runs", f"--config={config}", "--trainer.max_epochs=1")
+    assert "Traceback" not in capsys.readouterr().err

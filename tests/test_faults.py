@@ -168,6 +168,15 @@ def test_a_config_mistake_names_the_file_and_the_key(text, message, tiny_data, t
     assert message in err and "Traceback" not in err, err
 
 
+def test_a_bad_value_given_after_a_config_is_not_blamed_on_the_file(tiny_data, tmp_path, capsys):
+    config = tmp_path / "settings.yaml"
+    config.write_text("data:\n  batch_size: 20\n")
+    with pytest.raises(SystemExit):
+        main([*args(tiny_data, tmp_path / "runs"), f"--config={config}", "--data.batch_size=abc"])
+    err = capsys.readouterr().err
+    assert "Got value: abc" in err and str(config) not in err, err
+
+
 def test_a_full_disk_under_predict_export_and_pictures_is_one_line(tiny_data, tmp_path, capsys):
     """The other files a user writes: predict's CSV, an export, a picture; each on a disk too small."""
     from fashion_lightning.export import main as export
