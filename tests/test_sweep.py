@@ -228,9 +228,11 @@ def test_two_workers_share_a_postgresql_study_and_run_no_trial_twice(tiny_data, 
         ("model.label_smoothing: {type: float, low: 0, high: 0.2}", ["--metric=val/nothing"],
          "--metric val/nothing is never logged"),
         ("[not, a, mapping]", [], "must map fit keys to distributions"),
+        ("model.label_smoothing: {type: float, low: 0.0, high: 50.0}", [],
+         "high end ({'model.label_smoothing': 50.0}) does not fit: model.label_smoothing must be in [0, 1)"),
     ],
     ids=["unknown key", "low above high", "not a number", "wrong type", "unknown type", "no choices",
-         "metric", "not a mapping"],
+         "metric", "not a mapping", "high end"],
 )  # fmt: skip
 def test_bad_search_spaces_get_one_line_before_any_trial(
     space_text, extra, message, tiny_data, tmp_path, capsys
@@ -244,3 +246,22 @@ def test_bad_search_spaces_get_one_line_before_any_trial(
     assert said.startswith("error: ") and message in said, said
     assert "Traceback" not in capsys.readouterr().err
     assert not list(root.glob("trial_*")), "no trial started"
+
+
+def test_a_study_resumed_with_other_choices_is_refused_in_one_line(tiny_data, tmp_path, space, capsys):
+    """Optuna cannot change a categorical's choices within a study; ranges may move."""
+    root = tmp_path / "sweep"
+    sweep(command(tiny_data, root, space, "--trials=1", "--seed=0"))
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(
+        yaml.safe_dump({**SPACE, "data.batch_size": {"type": "categorical", "choices": [20, 80]}})
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        sweep(command(tiny_data, root, changed, "--trials=2", "--study-name=space"))
+    said = str(exit_info.value)
+    assert (
+        "data.batch_size's choices [20, 80] differ from those of the study's earlier trials ([20, 40])"
+        in said
+    )
+    assert "Traceback" not in capsys.readouterr().err
+    assert len(load(f"sqlite:///{root / 'study.db'}").trials) == 1, "no trial started"

@@ -29,7 +29,7 @@ from fashion_lightning.errors import ConfigError, exit_with
 from fashion_lightning.graceful_stop import Stopped
 from fashion_lightning.runs import CheckpointError
 from fashion_lightning.sweep.report import finished, trials_table, write_best_config, write_plots
-from fashion_lightning.sweep.space import read_space
+from fashion_lightning.sweep.space import check_against_study, read_space
 from fashion_lightning.sweep.study import Objective, open_study
 
 # every trial is a fit run from Python, as LightningCLI's args parameter is meant for
@@ -40,17 +40,18 @@ warnings.filterwarnings(
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
-class _NoTracebackForAStop(logging.Filter):
-    """Optuna logs a trial that ends in an exception with its traceback; a stop by Ctrl+C or SIGTERM
-    is no bug, and its one-line message says all."""
+class _NoTracebackForAUserError(logging.Filter):
+    """Optuna logs a trial that ends in an exception with its traceback; a stop by Ctrl+C or SIGTERM,
+    or a mistake in the settings or the data, is no bug, and its one-line message says all."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], Stopped):
+        if record.exc_info and isinstance(record.exc_info[1], (Stopped, *USER_ERRORS)):
             record.exc_info = None
         return True
 
 
-NO_TRACEBACK_FOR_A_STOP = _NoTracebackForAStop()
+USER_ERRORS = (ConfigError, DataError, CheckpointError)
+NO_TRACEBACK = _NoTracebackForAUserError()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -94,7 +95,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     for handler in logging.getLogger("optuna").handlers:  # Optuna's own, set up when it is imported
-        handler.addFilter(NO_TRACEBACK_FOR_A_STOP)  # once: a filter is added only if not there yet
+        handler.addFilter(NO_TRACEBACK)  # once: a filter is added only if not there yet
     try:
         if args.trials < 1:
             raise ConfigError(f"--trials must be 1 or more, got {args.trials}")
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
         if not args.report:
             run_trials(study, objective, args)
         report(study, args)
-    except (ConfigError, DataError, CheckpointError) as err:
+    except USER_ERRORS as err:
         exit_with(err, args.verbose)
     except Stopped as stop:
         print(
@@ -125,9 +126,11 @@ def run_trials(study: optuna.Study, objective: Objective, args: argparse.Namespa
     if len(finished(study)) >= args.trials:
         print(f"study {args.study_name} already has {len(finished(study))} finished trials")
         return
+    check_against_study(objective.space, study, args.space)
     with tempfile.TemporaryDirectory(prefix="sweep-check-") as scratch:
-        first = {key: dimension.first() for key, dimension in objective.space.items()}
-        objective.check(first, Path(scratch))
+        low = {key: dimension.ends()[0] for key, dimension in objective.space.items()}
+        high = {key: dimension.ends()[1] for key, dimension in objective.space.items()}
+        objective.check(low, high, Path(scratch))
     study.optimize(
         objective,
         timeout=args.timeout,

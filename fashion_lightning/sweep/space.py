@@ -33,11 +33,16 @@ class Dimension:
     def suggest(self, trial: optuna.Trial, key: str) -> Any:
         return getattr(trial, f"suggest_{self.kind}")(key, **self.settings)
 
-    def first(self) -> Any:
-        """A value of the kind the trials will give, to check the key with before any trial."""
+    def ends(self) -> tuple[Any, Any]:
+        """The first and the last value the trials may give (low and high, or the first and last
+        choice), of the kind they will give, to check the key with before any trial."""
         if self.kind == "categorical":
-            return self.settings["choices"][0]
-        return float(self.settings["low"]) if self.kind == "float" else self.settings["low"]
+            return self.settings["choices"][0], self.settings["choices"][-1]
+        cast = float if self.kind == "float" else int
+        return cast(self.settings["low"]), cast(self.settings["high"])
+
+    def distribution(self) -> optuna.distributions.BaseDistribution:
+        return KINDS[self.kind](**self.settings)
 
 
 def read_space(path: str | Path) -> dict[str, Dimension]:
@@ -80,10 +85,28 @@ def dimension(key: str, spec: Any, path: str | Path) -> Dimension:
     if settings.get("log") and settings["low"] <= 0:
         raise ConfigError(f"{where}: a log scale needs low above 0, got {settings['low']}")
     try:
-        KINDS[kind](**settings)  # Optuna's own checks of the settings (a step that does not fit, ...)
+        Dimension(kind, settings).distribution()  # Optuna's own checks (a step that does not fit, ...)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"{where}: {err}") from None
     return Dimension(kind, settings)
+
+
+def check_against_study(space: Mapping[str, Dimension], study: optuna.Study, path: str | Path) -> None:
+    """A study goes on with a space whose ranges moved, but Optuna cannot change a categorical's
+    choices within one: say so before any trial, not in a failed trial's traceback."""
+    for trial in study.get_trials(deepcopy=False):
+        for key, before in trial.distributions.items():
+            now = space.get(key)
+            if (
+                isinstance(before, CategoricalDistribution)
+                and now is not None
+                and now.distribution() != before
+            ):
+                raise ConfigError(
+                    f"{path}: {key}'s choices {now.settings.get('choices')} differ from those of the study's "
+                    f"earlier trials ({list(before.choices)}), which Optuna cannot change within a study: "
+                    "give the earlier choices, or start a new study (--study-name)"
+                )
 
 
 def as_arguments(params: Mapping[str, Any]) -> list[str]:

@@ -122,21 +122,17 @@ class Objective:
         record(folder, trial.number, "complete", params, pruning.values)
         return value
 
-    def check(self, params: Mapping, scratch: Path) -> None:
-        """Before any trial: the keys and values parse as ``fit`` arguments, and one step of a fit
-        (``fast_dev_run``) logs the metric. A mistake is a ``ConfigError`` with the parser's words."""
-        args = self.fit_args(params, scratch)
-        errors = io.StringIO()
-        with contextlib.redirect_stderr(errors), contextlib.redirect_stdout(io.StringIO()):
-            try:
-                FashionLightningCLI(args=[*args, "--print_config"])
-            except SystemExit as exit_:
-                if exit_.code:
-                    said = errors.getvalue()
-                    reason = said[said.rfind("error:") + len("error:") :] if "error:" in said else said
-                    raise ConfigError(
-                        f"the search space does not fit the fit command: {' '.join(reason.split())}"
-                    ) from None
+    def check(self, low: Mapping, high: Mapping, scratch: Path) -> None:
+        """Before any trial: the keys and both ends of their ranges parse as ``fit`` arguments, the high
+        end's values are taken by the classes they go to, and one step of a fit (``fast_dev_run``) at
+        the low end logs the metric. A mistake is a ``ConfigError`` with the parser's or the class's words."""
+        for params in (low, high):
+            self._check_parses(params, scratch)
+        try:
+            FashionLightningCLI(args=self.fit_args(high, scratch)[1:], run=False)  # [1:]: no subcommand
+        except ConfigError as err:
+            raise ConfigError(f"the search space's high end ({dict(high)}) does not fit: {err}") from None
+        args = self.fit_args(low, scratch)
         quiet = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
         run = FashionLightningCLI(
             args=[*args, "--trainer.fast_dev_run=true", "--pictures.every_n_epochs=0", *quiet]
@@ -144,6 +140,19 @@ class Objective:
         logged = sorted(run.trainer.callback_metrics)
         if self.metric not in logged:
             raise ConfigError(f"--metric {self.metric} is never logged; choose one of {', '.join(logged)}")
+
+    def _check_parses(self, params: Mapping, scratch: Path) -> None:
+        errors = io.StringIO()
+        with contextlib.redirect_stderr(errors), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                FashionLightningCLI(args=[*self.fit_args(params, scratch), "--print_config"])
+            except SystemExit as exit_:
+                if exit_.code:
+                    said = errors.getvalue()
+                    reason = said[said.rfind("error:") + len("error:") :] if "error:" in said else said
+                    raise ConfigError(
+                        f"the search space does not fit the fit command: {' '.join(reason.split())}"
+                    ) from None
 
 
 def record(
