@@ -41,6 +41,7 @@ from fashion_lightning.runs import (
     read_checkpoint,
     resolve_checkpoint,
     run_folder,
+    settings_not_applied,
 )
 from fashion_lightning.viz.callback import PictureLogger
 
@@ -166,6 +167,14 @@ class FashionLightningCLI(LightningCLI):
         check_net_importable(checkpoint, path)
         # WeightAveraging's checkpoints hold the averaged weights as state_dict, the trained ones aside
         self.resumes_averaged = subcommand == "fit" and "current_model_state" in checkpoint
+        if subcommand == "fit" and rank_zero_only.rank == 0:
+            ignored = settings_not_applied(config.model.as_dict(), checkpoint)
+            if ignored:
+                print(
+                    f"note: a resumed fit trains on with the checkpoint's model settings; not applied: "
+                    f"{', '.join(ignored)}. Start a new run (no --ckpt_path) to train with them.",
+                    file=sys.stderr,
+                )
         max_epochs = config.trainer.get("max_epochs")
         if subcommand == "fit" and max_epochs is not None and max_epochs >= 0:
             done = checkpoint["epoch"] + 1  # epochs the checkpoint has finished or begun

@@ -9,6 +9,7 @@ can resume or test, and so that a resumed run keeps writing into its own folder.
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
 
 import torch
@@ -171,3 +172,45 @@ def load_classifier(ckpt_path: str, root: str | None) -> tuple[ImageClassifier, 
             f"cannot load {path} as a fashion-lightning checkpoint ({first_line(err)})"
         ) from None
     return model.eval(), path
+
+
+# the model's training settings; its input contract and test-time augmentation are not the command's
+TRAINING_SETTINGS = (
+    "net",
+    "optimizer",
+    "scheduler",
+    "scheduler_interval",
+    "label_smoothing",
+    "channels_last",
+)
+
+
+def settings_not_applied(model: dict, checkpoint: dict) -> list[str]:
+    """The command's model settings that differ from the checkpoint's, which a resumed fit keeps
+    (LightningCLI parses the checkpoint's hyperparameters over the command's), as ``key value
+    (the checkpoint's: value)``."""
+    saved = checkpoint.get("hyper_parameters", {})
+    differ = []
+    for name in TRAINING_SETTINGS:
+        if name in saved and name in model:
+            differ += _differences(f"model.{name}", model[name], saved[name])
+    return differ
+
+
+def _differences(key: str, given, saved) -> list[str]:
+    if (
+        isinstance(given, dict)
+        and isinstance(saved, dict)
+        and given.get("class_path") == saved.get("class_path")
+    ):
+        given_args, saved_args = given.get("init_args") or {}, saved.get("init_args") or {}
+        return [
+            entry
+            for name in sorted(given_args.keys() & saved_args.keys())
+            for entry in _differences(f"{key}.init_args.{name}", given_args[name], saved_args[name])
+        ]
+    if json.dumps(given, default=str) != json.dumps(saved, default=str):  # (tuples and lists alike)
+        shown = given.get("class_path") if isinstance(given, dict) else given
+        kept = saved.get("class_path") if isinstance(saved, dict) else saved
+        return [f"{key} {shown} (the checkpoint's: {kept})"]
+    return []

@@ -254,7 +254,7 @@ def test_resume_from_last_continues_epoch_step_and_run_folder(tiny_data, tmp_pat
     assert sorted(p.name for p in root.iterdir()) == ["version_0", "version_1"]
 
 
-def test_a_run_resumes_from_its_own_saved_config(tiny_data, tmp_path):
+def test_a_run_resumes_from_its_own_saved_config(tiny_data, tmp_path, capsys):
     root = tmp_path / "runs"
     cli("fit", "baseline", tiny_data, root, "--trainer.max_epochs=1")
     saved = root / "version_0" / "config.yaml"
@@ -262,6 +262,14 @@ def test_a_run_resumes_from_its_own_saved_config(tiny_data, tmp_path):
     resumed = FashionLightningCLI(args=args)
     assert resumed.trainer.global_step == 20
     assert yaml.safe_load(saved.read_text())["trainer"]["max_epochs"] == 2, "config.yaml re-saved in place"
+    assert "note: a resumed fit" not in capsys.readouterr().err, "the run's own settings: nothing to say"
+
+    # settings the checkpoint's replace are named, not dropped without a word
+    changed = ["--model.label_smoothing=0.3", "--model.optimizer.init_args.lr=0.5"]
+    FashionLightningCLI(args=[*args[:-2], "--trainer.max_epochs=3", *QUIET, *changed])
+    err = capsys.readouterr().err
+    assert "not applied: model.optimizer.init_args.lr 0.5 (the checkpoint's: 0.001), " in err
+    assert "model.label_smoothing 0.3 (the checkpoint's: 0.0)" in err
 
 
 def test_resume_with_nothing_to_resume_starts_a_new_run(tiny_data, tmp_path, capsys):
