@@ -218,7 +218,10 @@ class FashionLightningCLI(LightningCLI):
         try:
             trainer = super().instantiate_trainer(**kwargs)
         except (MisconfigurationException, ValueError) as err:  # Lightning's own checks of the flags
-            raise ConfigError(f"trainer: {' '.join(str(err).split())}") from None
+            hint = (
+                " (on a machine without one: --trainer.accelerator auto)" if "gpu backend" in str(err) else ""
+            )
+            raise ConfigError(f"trainer: {' '.join(str(err).split())}{hint}") from None
         unused = (PredictionWriter,) if self.subcommand not in ("predict", None) else ()
         if not checkpointing:
             unused += (ModelCheckpoint,)

@@ -197,6 +197,18 @@ def test_a_wrong_magic_number_is_named(tiny_data):
         make_datamodule(tiny_data).setup("test")
 
 
+def test_images_of_another_size_than_28x28_are_named(tiny_data):
+    """A header rewritten for the same number of bytes (14x56 rows and columns) reads, but garbled."""
+    images = raw(tiny_data) / "t10k-images-idx3-ubyte"
+    content = bytearray(images.read_bytes())
+    content[8:16] = (14).to_bytes(4, "big") + (56).to_bytes(4, "big")
+    images.write_bytes(content)
+    with pytest.raises(
+        DataError, match="t10k-images-idx3-ubyte holds 14x56 images, where FashionMNIST's are 28x28"
+    ):
+        make_datamodule(tiny_data).setup("test")
+
+
 def test_labels_out_of_range_are_reported(tiny_data):
     (raw(tiny_data) / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(torch.full((60,), 12), LABEL_MAGIC))
     with pytest.raises(DataError, match=r"FashionMNIST/raw \(t10k files\): labels outside 0..9.*delete"):

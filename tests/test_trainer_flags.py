@@ -105,8 +105,13 @@ def test_test_and_predict_take_trainer_flags(subcommand, flags, tiny_data, tmp_p
             "--trainer.val_check_interval=1000",
             "error: trainer: `val_check_interval` (1000) must be less than",
         ),
+        pytest.param(
+            "--trainer.accelerator=gpu",
+            "error: trainer: No supported gpu backend found! (on a machine without one: --trainer",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU"),
+        ),
     ],
-    ids=["no devices", "fsdp on a CPU", "validation past the epoch"],
+    ids=["no devices", "fsdp on a CPU", "validation past the epoch", "a GPU on a machine without one"],
 )
 def test_a_flag_that_cannot_work_is_refused_in_one_line(flag, message, tiny_data, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -66,6 +66,12 @@ class MNISTFamily(ImageSource):
         prefix = "train" if train else "t10k"
         images = self._read(read_image_file, f"{prefix}-images-idx3-ubyte")
         labels = self._read(read_label_file, f"{prefix}-labels-idx1-ubyte")
+        if images.shape[1:] != (28, 28):  # a header rewritten for the same bytes reads, but garbled
+            height, width = images.shape[1:]
+            raise DataError(
+                f"{self.raw_folder / f'{prefix}-images-idx3-ubyte'} holds {height}x{width} images, where "
+                f"{self.dataset.__name__}'s are 28x28: it is damaged; {self._fix()}"
+            )
         try:
             return LabelledImages(images.unsqueeze(1), labels, self.dataset.classes)
         except DataError as err:
