@@ -520,3 +520,15 @@ def test_a_file_that_breaks_while_streamed_is_named_in_one_line(tmp_path):
     said = str(from_worker(raised.value))
     assert "Traceback" in str(raised.value) and "Traceback" not in said
     assert len(said.splitlines()) == 1 and "01.jpg" in said
+
+
+def test_files_beside_the_class_folders_are_named_as_unread(tmp_path):
+    root = write_shapes(tmp_path / "photos", per_class=2)
+    (root / "README.txt").write_text("my photos")
+    Image.new("RGB", (16, 16), "red").save(root / "stray.png")
+    with pytest.warns(
+        UserWarning, match=r"files beside the class folders are not read \(README.txt, stray.png\)"
+    ):
+        source = folder_source(root, tmp_path)
+        source.prepare()
+    assert len(source.load(train=True)) + len(source.load(train=False)) == 2 * len(SHAPES)

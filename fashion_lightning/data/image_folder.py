@@ -208,6 +208,7 @@ class ImageFolder(ImageSource):
         top = [name for name in _class_folders(root) if (root / name).resolve() != cache]
         if not top:
             raise DataError(f"{root} has no class folders but the cache; give a folder with {LAYOUT}")
+        _warn_of_loose_files(root)
         splits = {name.lower(): name for name in top if name.lower() in SPLIT_NAMES}
         if "train" in splits and "test" in splits:
             train_dir, test_dir = splits["train"], splits["test"]
@@ -406,6 +407,17 @@ def _class_folders(folder: Path) -> list[str]:
     if not visible:
         raise DataError(f"{folder} has no class folders; give a folder with {LAYOUT}")
     return visible
+
+
+def _warn_of_loose_files(root: Path) -> None:
+    """Images are read from the class folders only; a file beside them is named, not silently left out."""
+    loose = sorted(path.name for path in root.iterdir() if path.is_file() and not path.name.startswith("."))
+    if loose:
+        more = f" and {len(loose) - NAMED_SKIPS} more" if len(loose) > NAMED_SKIPS else ""
+        rank_zero_warn(
+            f"{root}: files beside the class folders are not read ({', '.join(loose[:NAMED_SKIPS])}{more}): "
+            "move images into their class's folder"
+        )
 
 
 def _skipped_message(root: str, split: str, skipped: list[list[str]]) -> str:
