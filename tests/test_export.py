@@ -128,7 +128,7 @@ def test_a_file_that_is_no_checkpoint_gets_a_clear_message(tmp_path):
     broken = tmp_path / "broken.ckpt"
     broken.write_bytes(b"not a checkpoint")
     with pytest.raises(
-        SystemExit, match="cannot load .*broken.ckpt as a fashion-lightning checkpoint"
+        SystemExit, match="cannot read checkpoint .*broken.ckpt .*it is damaged or not a Lightning checkpoint"
     ) as ended:
         export([f"--ckpt_path={broken}", f"--out={tmp_path / 'model.onnx'}"])
     assert "weights_only" not in str(ended.value)  # torch's advice for trusted pickles does not apply
