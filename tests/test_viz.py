@@ -376,7 +376,7 @@ def test_edge_filters_on_an_image_file_of_any_size_and_mode(tmp_path, capsys):
         ),
         (["predictions", "--ckpt_path=best"], "--ckpt_path best needs --root"),
         (["confusion", "--ckpt_path=best", "--root={tmp}"], "no run with checkpoints directly under"),
-        (["filters", "--ckpt_path={tmp}/broken.png"], "as a fashion-lightning checkpoint"),
+        (["filters", "--ckpt_path={tmp}/broken.png"], "it is damaged or not a Lightning checkpoint"),
         (["curves", "--logdir={tmp}"], "no TensorBoard event files in"),
         (["edge-filters", "--image={tmp}/tiny.png"], "is 4x4 pixels; give an image of at least 8 pixels"),
         (["batch", "--out={tmp}/batch.jpg"], "--out {tmp}/batch.jpg: the pictures are PNG files"),
