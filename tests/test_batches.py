@@ -83,7 +83,7 @@ def test_a_pass_resumed_from_its_state_goes_on_with_the_remaining_batches():
     for _ in range(4):
         next(seen)
     state = batches.state_dict()
-    assert state == {"epoch": 2, "batches_done": 4}
+    assert state == {"epoch": 2, "batches_done": 4, "batches": 11, "batch_size": 10, "ranks": 1}
 
     resumed = batches_for_rank(images, labels, batch_size=10, shuffle=True, seed=5)  # a new process
     resumed.load_state_dict(state)
