@@ -164,10 +164,12 @@ def load_classifier(ckpt_path: str, root: str | None) -> tuple[ImageClassifier, 
             f"no run with checkpoints directly under {root}: give the folder of one config's runs (its "
             "trainer.default_root_dir, e.g. runs/fast), or a .ckpt path; or train first"
         )
-    check_net_importable(read_checkpoint(path), path)
     try:
         model = ImageClassifier.load_from_checkpoint(path, map_location="cpu")
     except Exception as err:  # torch and Lightning raise many kinds for a damaged or foreign file
+        # why, where it can be told: a damaged file, or a net that cannot be imported here (read only
+        # now, so that a good checkpoint is read once)
+        check_net_importable(read_checkpoint(path), path)
         raise CheckpointError(
             f"cannot load {path} as a fashion-lightning checkpoint ({first_line(err)})"
         ) from None
