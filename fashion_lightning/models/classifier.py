@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import re
 from collections.abc import Callable
 from typing import Literal
@@ -181,22 +182,27 @@ class ImageClassifier(LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss, logits, labels = self.model_step(batch, self.hparams.label_smoothing)
-        non_finite = not torch.isfinite(loss)  # stop before this loss changes the weights or a checkpoint
+        # The loss read once as a number, for the check and the epoch's sum: fewer tensor operations than
+        # checking and summing on the device, which cost a small net's step more than the reading does
+        # (BENCHMARKS.md); the check needs the number on the host either way.
+        value = loss.item()
+        non_finite = not math.isfinite(value)  # stop before this loss changes the weights or a checkpoint
         if self.trainer.world_size > 1:  # all ranks stop together, or the others would wait forever
             non_finite = self.trainer.strategy.reduce_boolean_decision(non_finite, all=False)
         if non_finite:
             raise NonFiniteLossError(
-                f"the training loss is {loss.item()} at step {self.global_step} "
+                f"the training loss is {value} at step {self.global_step} "
                 f"(epoch {self.current_epoch}); "
                 "training stopped before that step changed the weights, and the checkpoints written before "
                 "it are kept. Lower the learning rate (model.optimizer, model.scheduler) or check the data"
             )
         totals = self.train_totals
-        totals["loss"].add_(loss.detach(), alpha=len(labels))
+        images = labels.shape[0]
+        totals["loss"] += value * images
         totals["correct"].add_((logits.argmax(dim=1) == labels).sum())
-        totals["images"] += len(labels)
+        totals["images"] += images
         if self._logger_writes_this_step():
-            self.log("train/loss_step", loss.detach(), prog_bar=True)
+            self.log("train/loss_step", value, prog_bar=True)
         return loss
 
     def _logger_writes_this_step(self) -> bool:
@@ -230,20 +236,20 @@ class ImageClassifier(LightningModule):
                 )
 
     def _reset_train_totals(self) -> None:
-        # The epoch's training loss and accuracy as running sums on the training device, cheaper per
-        # step than torchmetrics' two updates (BENCHMARKS.md). Plain tensors, not buffers: DDP would
-        # overwrite buffers with rank 0's before every forward.
+        # The epoch's training loss and accuracy as running sums, cheaper per step than torchmetrics' two
+        # updates (BENCHMARKS.md); the count of right answers stays on the training device, where it is
+        # made. A plain tensor, not a buffer: DDP would overwrite buffers with rank 0's before every forward.
         self.train_totals = {
-            "loss": torch.zeros((), device=self.device),  # sum of loss x batch size
+            "loss": 0.0,  # sum of loss x batch size
             "correct": torch.zeros((), dtype=torch.long, device=self.device),
             "images": 0,
         }
 
     def on_train_epoch_end(self) -> None:
         totals = self.train_totals
-        sums = torch.stack(
-            (totals["loss"], totals["correct"].float(), totals["loss"].new_tensor(totals["images"]))
-        )
+        correct = totals["correct"].float()
+        loss, images = correct.new_tensor(totals["loss"]), correct.new_tensor(totals["images"])
+        sums = torch.stack((loss, correct, images))
         loss_sum, correct, images = self.trainer.strategy.reduce(sums, reduce_op="sum")  # over DDP ranks
         if images > 0:
             self._log_computed({"train/loss": loss_sum / images, "train/acc": correct / images})
