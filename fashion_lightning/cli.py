@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 
 from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint, WeightAveraging
+from lightning.pytorch.callbacks import Checkpoint, WeightAveraging
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
@@ -30,6 +30,7 @@ from fashion_lightning.cpu_precision import precision_for_this_cpu
 from fashion_lightning.data import DataError, ImageDataModule
 from fashion_lightning.errors import ConfigError, exit_with, from_worker
 from fashion_lightning.graceful_stop import GracefulStop, Stopped
+from fashion_lightning.model_checkpoint import ModelCheckpoint
 from fashion_lightning.models import ImageClassifier
 from fashion_lightning.models.classifier import NonFiniteLossError
 from fashion_lightning.predictions import PredictionWriter
@@ -224,7 +225,7 @@ class FashionLightningCLI(LightningCLI):
             raise ConfigError(f"trainer: {' '.join(str(err).split())}{hint}") from None
         unused = (PredictionWriter,) if self.subcommand not in ("predict", None) else ()
         if not checkpointing:
-            unused += (ModelCheckpoint,)
+            unused += (Checkpoint,)  # any, as Lightning itself refuses them with checkpointing off
         if self.subcommand in ("fit", None):
             self._add_weight_averaging(trainer)
         else:  # a checkpoint's weights are the averaged ones already; the callback would only warn

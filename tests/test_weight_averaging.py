@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from lightning.pytorch.callbacks import Callback, EMAWeightAveraging, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EMAWeightAveraging, LearningRateMonitor
 from test_cli import QUIET, data_args
 from tiny_idx import write_tiny_fashion_mnist
 
 from fashion_lightning.cli import FashionLightningCLI, main
 from fashion_lightning.graceful_stop import GracefulStop
+from fashion_lightning.model_checkpoint import ModelCheckpoint
 from fashion_lightning.viz.callback import PictureLogger
 
 REPO = Path(__file__).resolve().parents[1]
