@@ -70,6 +70,7 @@ class FashionLightningCLI(LightningCLI):
 
     def __init__(self, *args, **kwargs) -> None:
         self.run_folder: Path | None = None  # the run folder to log into, when a checkpoint gives one
+        self.new_run_folder: Path | None = None  # the run folder made for this fit, if one was
         self.resumes_averaged = False  # a fit resumed from a checkpoint that weight averaging wrote
         self.test_time_augmentation = None  # the command's own, put back over a checkpoint's
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})  # a resumed run re-saves its config
@@ -238,7 +239,8 @@ class FashionLightningCLI(LightningCLI):
         if self.subcommand == "fit" and trainer.is_global_zero:
             # before anything is written into the run folder: one process trains a run at a time
             # (a DummyLogger, as fast_dev_run's, has no folder: the root is the run's)
-            trainer.callbacks.append(RunLock(writable_folder(trainer.log_dir or trainer.default_root_dir)))
+            folder = writable_folder(trainer.log_dir or trainer.default_root_dir)
+            trainer.callbacks.append(RunLock(folder, new_folder=folder == self.new_run_folder))
         return trainer
 
     def _add_weight_averaging(self, trainer: Trainer) -> None:
@@ -264,6 +266,7 @@ class FashionLightningCLI(LightningCLI):
                 # a new run folder for a new fit (other DDP ranks get rank 0's); test/validate of a
                 # checkpoint outside any run folder leave it to the logger
                 version = claim_run_folder(root)
+                self.new_run_folder = Path(root, version)
         return TensorBoardLogger(
             save_dir=root,
             name="",

@@ -8,6 +8,7 @@ import datetime
 import fcntl
 import json
 import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -29,10 +30,15 @@ class RunLock(Callback):
     Taken when made, before anything is written into the folder; given back when the fit ends or fails,
     or the process exits. A lock file with content but no holder was left by a killed
     process: it is taken over, with a message. Over NFS, Linux maps ``flock`` onto the server's locks.
+
+    ``new_folder``: the folder was made for this fit. If the fit fails before its first step and no
+    checkpoint was written, the folder goes too: it holds nothing to resume or look at, and TensorBoard
+    would list it as a run.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, new_folder: bool = False) -> None:
         self.path = Path(folder) / LOCK
+        self.new_folder = new_folder
         RunLock.latest = Path(folder)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "a+")  # noqa: SIM115 - held open for the run's whole length
@@ -71,6 +77,9 @@ class RunLock(Callback):
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         self.release()  # a fit that fails or is stopped ends without teardown
+        folder = self.path.parent
+        if self.new_folder and trainer.global_step == 0 and not any(folder.rglob("*.ckpt")):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def describe(holder: dict) -> str:

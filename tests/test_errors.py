@@ -63,6 +63,20 @@ def test_a_nan_loss_names_its_step_and_keeps_the_checkpoints_before_it(tiny_data
     assert last["global_step"] == step, "the last checkpoint is the one written before the bad step"
 
 
+def test_a_fit_that_fails_before_its_first_step_leaves_no_run_folder(tiny_data, tmp_path):
+    fit(tiny_data, tmp_path / "runs", "--trainer.max_epochs=1")
+    with pytest.raises(SystemExit, match="Invalid learning rate"):
+        fit(tiny_data, tmp_path / "runs", "--model.optimizer.lr=-1")
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["version_0"], "the earlier run stays"
+    assert any((tmp_path / "runs/version_0/checkpoints").glob("*.ckpt"))
+    # without a logger the run's folder is the root itself, which is never taken away
+    (tmp_path / "own").mkdir()
+    (tmp_path / "own/notes.txt").write_text("mine")
+    with pytest.raises(SystemExit, match="Invalid learning rate"):
+        fit(tiny_data, tmp_path / "own", "--model.optimizer.lr=-1", "--trainer.logger=false")
+    assert (tmp_path / "own/notes.txt").read_text() == "mine"
+
+
 @pytest.mark.parametrize(
     ("extra", "shown"),
     [
