@@ -18,7 +18,12 @@ from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 
 from fashion_lightning.data.contract import InputContract
 from fashion_lightning.errors import ConfigError
-from fashion_lightning.models.metrics import CONFUSION_MATRIX, class_accuracy_table, stage_metrics
+from fashion_lightning.models.metrics import (
+    CONFUSION_MATRIX,
+    class_accuracy_table,
+    defined_scores,
+    stage_metrics,
+)
 from fashion_lightning.models.nets import flat_size
 from fashion_lightning.models.standardize import Standardize
 from fashion_lightning.models.test_time_augmentation import TestTimeAugmentation
@@ -300,7 +305,8 @@ class ImageClassifier(LightningModule):
         metrics.reset()
         loss.reset()
         confusion = results[prefix + CONFUSION_MATRIX]
-        self._log_computed({k: v for k, v in results.items() if k != prefix + CONFUSION_MATRIX})
+        logged = defined_scores(results, prefix, self.class_names)
+        self._log_computed({k: v for k, v in logged.items() if k != prefix + CONFUSION_MATRIX})
         if not self.trainer.sanity_checking:
             self.confusion[prefix.rstrip("/")] = confusion
         return results

@@ -47,6 +47,20 @@ def stage_metrics(class_names: Sequence[str], stage: str) -> MetricCollection:
     )
 
 
+def defined_scores(results: dict[str, torch.Tensor], prefix: str, class_names: Sequence[str]) -> dict:
+    """``results`` without the per-class scores of a class with no images in the split: torchmetrics
+    gives its accuracy 0, which reads as a class always missed (the notes' table says N/A). A class
+    that has images but is never predicted keeps precision 0, as in scikit-learn."""
+    absent = (results[prefix + CONFUSION_MATRIX].sum(dim=1) == 0).tolist()
+    left_out = {
+        f"{prefix}{score}/{name}"
+        for name, is_absent in zip(class_names, absent, strict=True)
+        if is_absent
+        for score in ("class_acc", "class_precision", "class_f1")
+    }
+    return {key: value for key, value in results.items() if key not in left_out}
+
+
 def class_accuracy_table(confusion: torch.Tensor, class_names: Sequence[str]) -> str:
     """The notes' report: ``Test Accuracy of Shirt: 62% (620/1000)`` per class, then the overall line."""
     correct, total = confusion.diag().tolist(), confusion.sum(dim=1).tolist()

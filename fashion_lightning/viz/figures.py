@@ -240,7 +240,8 @@ def confusion_matrix(confusion: torch.Tensor, class_names: Sequence[str], title:
 def class_accuracy(confusion: torch.Tensor, class_names: Sequence[str], title: str, ax=None) -> Figure:
     """The notes' per-class accuracy (recall) as a bar chart, each bar labelled with its value."""
     confusion = confusion.cpu()
-    accuracy = (confusion.diag() / confusion.sum(dim=1).clamp(min=1)).tolist()
+    images = confusion.sum(dim=1)
+    accuracy = (confusion.diag() / images.clamp(min=1)).tolist()
     overall = (confusion.diag().sum() / confusion.sum().clamp(min=1)).item()
     if ax is None:
         ax = Figure(figsize=(8, 5), layout="constrained").subplots()
@@ -250,8 +251,9 @@ def class_accuracy(confusion: torch.Tensor, class_names: Sequence[str], title: s
     ax.invert_yaxis()  # first class at the top, as in the notes' table
     ax.set_xlim(0, 1.1)
     ax.set_xlabel("accuracy (share of the class's images given that class)")
-    for position, value in enumerate(accuracy):
-        ax.text(value + 0.01, position, f"{value:.1%}", va="center", fontsize=9)
+    for position, (value, count) in enumerate(zip(accuracy, images.tolist(), strict=True)):
+        label = f"{value:.1%}" if count else "N/A (no images)"
+        ax.text(value + 0.01, position, label, va="center", fontsize=9)
     ax.axvline(overall, color="gray", linestyle="--")
     ax.set_title(f"{title} (dashed: overall, {overall:.2%})")
     return ax.figure
