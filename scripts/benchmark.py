@@ -20,7 +20,8 @@ shared machine slows both (on a GPU each step of (b) waits for the fit's queued 
 as the fit's, and for its own). Seconds per epoch are the
 median and the fastest epoch's; for (b), (c0) and (c) they include the per-epoch validation (and, in
 (c), checkpointing and logging); the Lightning overheads are also given as the median over the pairs
-of epochs run side by side. Images/s counts training images.
+of epochs run side by side. Images/s counts training images. ``--repeats N`` runs (c) and (c0) N times,
+taking turns, and gives the median of what the project adds in each.
 ``--configs`` trains each experiment as given (config files joined by commas are layered, as
 ``fit --config A --config B``) and tests its best checkpoint: time to accuracy.
 Prints markdown tables (paste them into BENCHMARKS.md with the command, machine and date).
@@ -383,14 +384,28 @@ def paired_overhead(plain_epochs: list[float], fit: dict, what: str) -> str:
     )
 
 
-def project_overhead(plain: dict, fit: dict, bare_plain_epochs: list[float], bare: dict) -> str:
+def project_overhead(plain: dict, fit: dict, bare_plain_epochs: list[float], bare: dict) -> list[float]:
     """What the project adds to Lightning's own loop: (c) against (c0), each epoch first measured against
     the epoch of (b) run just before it, so that the two runs' slow minutes cancel."""
     pairs = zip(plain["epochs"], fit["epochs"], bare_plain_epochs, bare["epochs"], strict=True)
-    ratios = [(c / b) / (c0 / b0) - 1 for b, c, b0, c0 in pairs]
-    return (
+    return [(c / b) / (c0 / b0) - 1 for b, c, b0, c0 in pairs]
+
+
+def project_overheads(repeats: list[tuple]) -> str:
+    """``project_overhead`` of each repeat of (c) and (c0), and their median: the fits of one repeat run
+    a minute apart, and a neighbour's load that comes or goes between them moves that repeat alone."""
+    each = [project_overhead(*repeat) for repeat in repeats]
+    ratios = each[0]
+    first = (
         f"What the project adds, (c) vs (c0), median over {len(ratios)} epochs each against its paired (b): "
         f"{statistics.median(ratios):+.1%} (from {min(ratios):+.1%} to {max(ratios):+.1%})"
+    )
+    if len(each) == 1:
+        return first
+    medians = [statistics.median(ratios) for ratios in each]
+    return (
+        f"{first} in the first of {len(each)} repeats; median of the repeats' medians: "
+        f"{statistics.median(medians):+.1%} (each: {', '.join(f'{m:+.1%}' for m in medians)})"
     )
 
 
@@ -435,6 +450,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="precision of (b) and (c); by default bf16-mixed, but 32-true on a CPU without AVX-512, as "
         "the CLI chooses for a config's bf16-mixed",
     )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="run (c) and (c0) this many times, taking turns, and give what the project adds in each and "
+        "their median (the tables show the first)",
+    )
     parser.add_argument("--skip-loops", action="store_true", help="only run --configs")
     parser.add_argument(
         "--configs", nargs="*", default=[], help="configs to train and test (time to accuracy)"
@@ -464,8 +486,12 @@ def main(argv: list[str] | None = None) -> None:
         if not args.skip_loops:
             torch.manual_seed(0)
             notes = notes_loop(args.data_dir, args.epochs)
-            plain, fit = plain_and_lightning(args, Path(tmp), device)
-            bare, bare_plain_epochs = bare_lightning(args, device)
+            repeats = []
+            for _ in range(args.repeats):
+                plain, fit = plain_and_lightning(args, Path(tmp), device)
+                bare, bare_plain_epochs = bare_lightning(args, device)
+                repeats.append((plain, fit, bare_plain_epochs, bare))
+            plain, fit, bare_plain_epochs, bare = repeats[0]
             loops = notes, plain, bare, fit
         for config in args.configs:
             config_rows.append(config_run(config, args, Path(tmp)))
@@ -480,7 +506,7 @@ def main(argv: list[str] | None = None) -> None:
         print(ratios(notes, plain, fit, "median"))
         print(paired_overhead(plain["epochs"], fit, "Lightning overhead (c) vs (b)"))
         print(paired_overhead(bare_plain_epochs, bare, "Lightning's own loop (c0) vs (b)"))
-        print(project_overhead(plain, fit, bare_plain_epochs, bare))
+        print(project_overheads(repeats))
     if config_rows:
         print("\nConfigs as given; fit s = training with per-epoch validation; test = best checkpoint:\n")
         print(markdown(config_rows))

@@ -18,6 +18,7 @@ def test_benchmark_runs_the_loops_and_a_config(tmp_path, no_system_copies):
         str(REPO / "scripts/benchmark.py"),
         f"--data-dir={data_dir}",
         "--epochs=1",
+        "--repeats=2",
         "--val-size=40",
         "--configs",
         f"{REPO / 'configs/fast.yaml'},{REPO / 'configs/dropout_tuned.yaml'}",
@@ -42,7 +43,10 @@ def test_benchmark_runs_the_loops_and_a_config(tmp_path, no_system_copies):
         assert f"{measure} epochs: (b)/(a) images/s" in out and "Lightning overhead (c) vs (b)" in out
     for overhead in ("Lightning overhead (c) vs (b)", "Lightning's own loop (c0) vs (b)"):
         assert f"{overhead}, median over 1 pairs of epochs run side by side" in out
-    assert "What the project adds, (c) vs (c0), median over 1 epochs each against its paired (b)" in out
+    adds = next(line for line in out.splitlines() if line.startswith("What the project adds"))
+    assert "(c) vs (c0), median over 1 epochs each against its paired (b)" in adds
+    assert "in the first of 2 repeats; median of the repeats' medians:" in adds
+    assert len(adds.split("(each: ")[1].split(", ")) == 2
     config_line = next(
         line for line in out.splitlines() if "dropout_tuned.yaml" in line and line.startswith("|")
     )
