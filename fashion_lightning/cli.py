@@ -225,8 +225,10 @@ class FashionLightningCLI(LightningCLI):
             )
             raise ConfigError(f"trainer: {' '.join(str(err).split())}{hint}") from None
         unused = (PredictionWriter,) if self.subcommand not in ("predict", None) else ()
-        if not checkpointing:
-            unused += (Checkpoint,)  # any, as Lightning itself refuses them with checkpointing off
+        if not checkpointing or self.subcommand in ("validate", "test", "predict"):
+            # any, as Lightning itself refuses them with checkpointing off; outside fit they write nothing,
+            # and reading their state from the checkpoint only warned that its folder was another
+            unused += (Checkpoint,)
         if self.subcommand in ("fit", None):
             self._add_weight_averaging(trainer)
         else:  # a checkpoint's weights are the averaged ones already; the callback would only warn

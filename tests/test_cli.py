@@ -299,9 +299,12 @@ def test_run_false_builds_the_objects_for_calling_fit_and_test_in_python(tiny_da
     assert 0.0 <= results[0]["test/acc"] <= 1.0
 
 
-def test_test_and_predict_of_a_checkpoint_elsewhere_make_no_stray_folders(tiny_data, tmp_path, monkeypatch):
+def test_test_and_predict_of_a_checkpoint_elsewhere_make_no_stray_folders(
+    tiny_data, tmp_path, monkeypatch, recwarn
+):
     runs = tmp_path / "runs"
     cli("fit", "dropout", tiny_data, runs, "--trainer.max_epochs=1")
+    recwarn.clear()
     checkpoint = runs / "version_0" / "checkpoints" / "last.ckpt"
     work = tmp_path / "work"
     work.mkdir()
@@ -313,6 +316,8 @@ def test_test_and_predict_of_a_checkpoint_elsewhere_make_no_stray_folders(tiny_d
     FashionLightningCLI(args=["predict", f"--ckpt_path={checkpoint}", *data_args(tiny_data), *QUIET])
     assert sorted(p.name for p in work.iterdir()) == ["predictions.csv"]
     assert sorted(p.name for p in runs.iterdir()) == ["version_0"]
+    said = [str(w.message) for w in recwarn]
+    assert not [w for w in said if "dirpath has changed" in w], "no checkpoint callback outside fit"
 
 
 def test_bf16_mixed_precision_trains(tiny_data, tmp_path):
