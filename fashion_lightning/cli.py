@@ -30,7 +30,7 @@ from fashion_lightning.cpu_precision import precision_for_this_cpu
 from fashion_lightning.data import DataError, ImageDataModule
 from fashion_lightning.errors import ConfigError, exit_with, from_worker
 from fashion_lightning.graceful_stop import GracefulStop, Stopped
-from fashion_lightning.model_checkpoint import ModelCheckpoint
+from fashion_lightning.model_checkpoint import RunCheckpoint
 from fashion_lightning.models import ImageClassifier
 from fashion_lightning.models.classifier import NonFiniteLossError
 from fashion_lightning.predictions import PredictionWriter
@@ -82,7 +82,7 @@ class FashionLightningCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # In code rather than in trainer.callbacks, so a config's callback list cannot drop them.
-        parser.add_lightning_class_args(ModelCheckpoint, "best_checkpoint")
+        parser.add_lightning_class_args(RunCheckpoint, "best_checkpoint")
         parser.set_defaults(
             {
                 "best_checkpoint.monitor": "val/acc",
@@ -94,7 +94,7 @@ class FashionLightningCLI(LightningCLI):
         # Since Lightning 2.6, `save_last=True` rewrites last.ckpt only when a top-k checkpoint is saved
         # in the same step, so it would lag behind whenever val/acc does not improve. A second callback
         # without a monitor overwrites last.ckpt after every validation instead.
-        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
+        parser.add_lightning_class_args(RunCheckpoint, "last_checkpoint")
         parser.set_defaults(
             {"last_checkpoint.filename": "last", "last_checkpoint.enable_version_counter": False}
         )

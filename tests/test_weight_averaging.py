@@ -13,7 +13,7 @@ from tiny_idx import write_tiny_fashion_mnist
 
 from fashion_lightning.cli import FashionLightningCLI, main
 from fashion_lightning.graceful_stop import GracefulStop
-from fashion_lightning.model_checkpoint import ModelCheckpoint
+from fashion_lightning.model_checkpoint import RunCheckpoint
 from fashion_lightning.viz.callback import PictureLogger
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,8 +71,8 @@ def runs(tmp_path_factory) -> dict:
 def test_a_config_layer_adds_weight_averaging_first_and_keeps_every_other_callback(runs):
     kinds = [type(callback) for callback in runs["ema"].trainer.callbacks]
     assert kinds[0] is EMAWeightAveraging, "before GracefulStop, which saves a step's weights"
-    assert {LearningRateMonitor, ModelCheckpoint, PictureLogger, GracefulStop} <= set(kinds)
-    assert kinds.count(ModelCheckpoint) == 2
+    assert {LearningRateMonitor, RunCheckpoint, PictureLogger, GracefulStop} <= set(kinds)
+    assert kinds.count(RunCheckpoint) == 2
     assert not any(isinstance(c, EMAWeightAveraging) for c in runs["plain"].trainer.callbacks)
 
 
