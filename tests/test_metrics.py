@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from fashion_lightning.models.metrics import class_accuracy_table, defined_scores, stage_metrics
+from fashion_lightning.models.metrics import (
+    PER_CLASS_SCORES,
+    class_accuracy_table,
+    defined_scores,
+    stage_metrics,
+)
 from fashion_lightning.viz.figures import class_accuracy
 
 CLASSES = ["cat", "dog", "fox"]
@@ -20,7 +25,8 @@ def test_a_class_without_images_in_the_split_has_no_scores_logged_rather_than_ze
     assert results["val/class_acc/fox"] == 0, "torchmetrics' own value, which reads as always missed"
 
     logged = defined_scores(results, "val/", CLASSES)
-    assert set(results) - set(logged) == {"val/class_acc/fox", "val/class_precision/fox", "val/class_f1/fox"}
+    assert set(results) - set(logged) == {"val/class_acc/fox", "val/class_f1/fox"}
+    assert logged["val/class_precision/fox"] == 0, "predicted once, wrongly: a precision of 0 is true"
     assert logged["val/class_acc/dog"] == 0 and logged["val/class_f1/dog"] == 0, "dogs were all missed"
     assert logged["val/class_precision/dog"] == 0, "never predicted: 0, as in scikit-learn"
     assert logged["val/class_acc/cat"] == 1 and logged["val/class_precision/cat"] == 2 / 3
@@ -28,6 +34,15 @@ def test_a_class_without_images_in_the_split_has_no_scores_logged_rather_than_ze
     assert "Test Accuracy of   fox: N/A (no test images)" in class_accuracy_table(
         results["val/confusion_matrix"], CLASSES
     )
+
+
+def test_a_class_neither_in_the_split_nor_predicted_has_no_precision_either():
+    confusion = torch.tensor([[2, 0, 0], [1, 1, 0], [0, 0, 0]])
+    results = {"val/confusion_matrix": confusion} | {
+        f"val/{score}/{name}": torch.tensor(0.0) for score in PER_CLASS_SCORES for name in CLASSES
+    }
+    left_out = set(results) - set(defined_scores(results, "val/", CLASSES))
+    assert left_out == {f"val/{score}/fox" for score in PER_CLASS_SCORES}
 
 
 def test_the_per_class_accuracy_figure_says_n_a_for_a_class_without_images():

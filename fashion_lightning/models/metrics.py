@@ -16,6 +16,7 @@ from torchmetrics.classification import (
 from torchmetrics.wrappers import ClasswiseWrapper
 
 CONFUSION_MATRIX = "confusion_matrix"
+PER_CLASS_SCORES = ("class_acc", "class_precision", "class_f1")  # logged as {stage}/{score}/{class}
 
 
 def stage_metrics(class_names: Sequence[str], stage: str) -> MetricCollection:
@@ -37,9 +38,12 @@ def stage_metrics(class_names: Sequence[str], stage: str) -> MetricCollection:
         {
             "acc": MulticlassAccuracy(n, average="micro"),
             "f1": MulticlassF1Score(n, average="macro"),
-            "acc_per_class": per_class(MulticlassRecall, "class_acc"),
-            "precision_per_class": per_class(MulticlassPrecision, "class_precision"),
-            "f1_per_class": per_class(MulticlassF1Score, "class_f1"),
+            **{
+                f"{score}_per_class": per_class(metric, score)
+                for score, metric in zip(
+                    PER_CLASS_SCORES, (MulticlassRecall, MulticlassPrecision, MulticlassF1Score), strict=True
+                )
+            },
             CONFUSION_MATRIX: MulticlassConfusionMatrix(n),
         },
         prefix=f"{stage}/",
@@ -48,16 +52,17 @@ def stage_metrics(class_names: Sequence[str], stage: str) -> MetricCollection:
 
 
 def defined_scores(results: dict[str, torch.Tensor], prefix: str, class_names: Sequence[str]) -> dict:
-    """``results`` without the per-class scores of a class with no images in the split: torchmetrics
-    gives its accuracy 0, which reads as a class always missed (the notes' table says N/A). A class
-    that has images but is never predicted keeps precision 0, as in scikit-learn."""
-    absent = (results[prefix + CONFUSION_MATRIX].sum(dim=1) == 0).tolist()
-    left_out = {
-        f"{prefix}{score}/{name}"
-        for name, is_absent in zip(class_names, absent, strict=True)
-        if is_absent
-        for score in ("class_acc", "class_precision", "class_f1")
-    }
+    """``results`` without the per-class accuracy and F1 of a class with no images in the split, and its
+    precision unless it was predicted: torchmetrics gives them 0, which reads as a class always missed
+    (the notes' table says N/A). A class with images that is never predicted keeps precision 0, as in
+    scikit-learn."""
+    confusion = results[prefix + CONFUSION_MATRIX]
+    absent, predicted = (confusion.sum(dim=1) == 0).tolist(), (confusion.sum(dim=0) > 0).tolist()
+    left_out = set()
+    for name, is_absent, is_predicted in zip(class_names, absent, predicted, strict=True):
+        if is_absent:
+            scores = ("class_acc", "class_f1") if is_predicted else PER_CLASS_SCORES
+            left_out.update(f"{prefix}{score}/{name}" for score in scores)
     return {key: value for key, value in results.items() if key not in left_out}
 
 
