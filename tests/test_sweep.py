@@ -22,9 +22,10 @@ from optuna.trial import TrialState  # noqa: E402
 from test_cli import _free_port  # noqa: E402
 
 from fashion_lightning.cli import FashionLightningCLI  # noqa: E402
+from fashion_lightning.errors import ConfigError  # noqa: E402
 from fashion_lightning.sweep.cli import main as sweep  # noqa: E402
 from fashion_lightning.sweep.space import Dimension  # noqa: E402
-from fashion_lightning.sweep.study import Objective, open_study  # noqa: E402
+from fashion_lightning.sweep.study import Objective, open_study, record  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = str(REPO / "configs/fast.yaml")
@@ -111,6 +112,29 @@ def test_an_unpromising_trial_is_pruned_and_its_run_folder_says_so(tiny_data, tm
     said = yaml.safe_load((tmp_path / "sweep/trial_2/version_0/trial.yaml").read_text())
     assert said["state"] == "pruned" and "pruned at epoch 1" in said["why"]
     assert len(said["metric_per_validation"]) == 2, "stopped after its second validation, not at the end"
+
+
+def test_a_per_class_metric_is_taken_though_the_checks_one_batch_lacks_the_class(tiny_data, tmp_path):
+    """The check before any trial runs one batch, which may lack a class (no scores logged for it)."""
+    key = "model.scheduler.init_args.max_lr"
+    space = {key: Dimension("float", {"low": 0.01, "high": 0.1, "log": True})}
+    fixed = [f"--{setting}" for setting in settings(tiny_data)] + ["--data.val_size=1"]
+    for name in ("T-shirt/top", "Trouser"):  # one validation image: at most one of the two is in it
+        objective = Objective([FAST], fixed, space, f"val/class_acc/{name}", True, tmp_path / "sweep")
+        objective.check({key: 0.01}, {key: 0.1}, tmp_path / name.replace("/", "_"))
+    unknown = Objective([FAST], fixed, space, "val/class_acc/Unicorn", True, tmp_path / "sweep")
+    with pytest.raises(ConfigError, match="val/class_acc/Unicorn is never logged"):
+        unknown.check({key: 0.01}, {key: 0.1}, tmp_path / "unicorn")
+
+
+def test_a_trials_record_goes_into_its_run_folder_or_the_trials_own(tmp_path):
+    params, values = {"data.batch_size": 20}, [0.5]
+    assert record(tmp_path / "trial_0", 0, "pruned", params, values, "diverged") == tmp_path / "trial_0"
+    (tmp_path / "trial_1/version_0").mkdir(parents=True)
+    assert record(tmp_path / "trial_1", 1, "complete", params, values) == tmp_path / "trial_1/version_0"
+    said = yaml.safe_load((tmp_path / "trial_0/trial.yaml").read_text())
+    assert said == {"trial": 0, "state": "pruned", "params": params, "metric_per_validation": values,
+                    "why": "diverged"}  # fmt: skip
 
 
 def test_kill_9_then_the_same_command_goes_on_to_n_trials(tiny_data, tmp_path, space):

@@ -22,6 +22,7 @@ from fashion_lightning.cli import FashionLightningCLI
 from fashion_lightning.errors import ConfigError
 from fashion_lightning.graceful_stop import Stopped
 from fashion_lightning.models.classifier import NonFiniteLossError
+from fashion_lightning.models.metrics import PER_CLASS_SCORES
 from fashion_lightning.sweep.space import Dimension, as_arguments
 
 PRUNERS = {
@@ -104,22 +105,28 @@ class Objective:
         folder = self.root / f"trial_{trial.number}"
         trial.set_user_attr("run_folder", str(folder / "version_0"))
         pruning = PruneAndRecord(trial, self.metric)
+
+        def ended(state: str, why: str = "") -> None:
+            # where trial.yaml went: the run folder, or the trial's if the run failed before its first step
+            written = record(folder, trial.number, state, params, pruning.values, why)
+            trial.set_user_attr("run_folder", str(written))
+
         try:
             FashionLightningCLI(args=self.fit_args(params, folder), trainer_defaults={"callbacks": [pruning]})
         except optuna.TrialPruned as pruned:
-            record(folder, trial.number, "pruned", params, pruning.values, str(pruned))
+            ended("pruned", str(pruned))
             raise
         except NonFiniteLossError as err:  # a rate too high for the net: as unpromising as it gets
-            record(folder, trial.number, "pruned", params, pruning.values, f"diverged: {err}")
+            ended("pruned", f"diverged: {err}")
             raise optuna.TrialPruned(f"diverged: {err}") from None
         except Stopped as stop:  # Ctrl+C or SIGTERM (a pre-empted job): its values wait for the next run
             trial.study.enqueue_trial(params, skip_if_exists=False)
-            record(folder, trial.number, "stopped", params, pruning.values, f"{stop}; queued again")
+            ended("stopped", f"{stop}; queued again")
             raise
         if not pruning.values:
             raise ConfigError(f"the trial logged no {self.metric}: is trainer.check_val_every_n_epoch set?")
         value = max(pruning.values) if self.maximize else min(pruning.values)
-        record(folder, trial.number, "complete", params, pruning.values)
+        ended("complete")
         return value
 
     def check(self, low: Mapping, high: Mapping, scratch: Path) -> None:
@@ -138,7 +145,9 @@ class Objective:
             args=[*args, "--trainer.fast_dev_run=true", "--pictures.every_n_epochs=0", *quiet]
         )
         logged = sorted(run.trainer.callback_metrics)
-        if self.metric not in logged:
+        # a class that the one batch lacks has no per-class scores logged, but every trial's does
+        per_class = {f"val/{score}/{name}" for score in PER_CLASS_SCORES for name in run.model.class_names}
+        if self.metric not in logged and self.metric not in per_class:
             raise ConfigError(f"--metric {self.metric} is never logged; choose one of {', '.join(logged)}")
 
     def _check_parses(self, params: Mapping, scratch: Path) -> None:
@@ -157,8 +166,9 @@ class Objective:
 
 def record(
     folder: Path, number: int, state: str, params: Mapping, values: list[float], why: str = ""
-) -> None:
-    """``trial.yaml`` in the trial's run folder, so that the folder says what became of the trial."""
+) -> Path:
+    """``trial.yaml`` in the trial's run folder, so that the folder says what became of the trial; the
+    folder it went into."""
     runs = sorted(folder.glob("version_*"))
     target = runs[-1] if runs else folder
     target.mkdir(parents=True, exist_ok=True)
@@ -166,3 +176,4 @@ def record(
     if why:
         content["why"] = why
     (target / TRIAL_FILE).write_text(yaml.safe_dump(content, sort_keys=False))
+    return target
