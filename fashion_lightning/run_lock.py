@@ -31,9 +31,9 @@ class RunLock(Callback):
     or the process exits. A lock file with content but no holder was left by a killed
     process: it is taken over, with a message. Over NFS, Linux maps ``flock`` onto the server's locks.
 
-    ``new_folder``: the folder was made for this fit. If the fit fails before its first step and no
-    checkpoint was written, the folder goes too: it holds nothing to resume or look at, and TensorBoard
-    would list it as a run.
+    ``new_folder``: the folder was made for this fit. If the fit fails before its first step (but for a
+    file system's error) and no checkpoint was written, the folder goes too: it holds nothing to resume
+    or look at, and TensorBoard would list it as a run.
     """
 
     def __init__(self, folder: Path, new_folder: bool = False) -> None:
@@ -78,7 +78,8 @@ class RunLock(Callback):
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         self.release()  # a fit that fails or is stopped ends without teardown
         folder = self.path.parent
-        if self.new_folder and trainer.global_step == 0 and not any(folder.rglob("*.ckpt")):
+        unused = self.new_folder and trainer.global_step == 0 and not any(folder.rglob("*.ckpt"))
+        if unused and not isinstance(exception, OSError):  # a full disk's message names a file in it
             shutil.rmtree(folder, ignore_errors=True)
 
 

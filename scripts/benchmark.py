@@ -432,6 +432,12 @@ def machine() -> str:
     )
 
 
+def at_least_one(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of 1 or more, not {value}")
+    return int(value)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -452,7 +458,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--repeats",
-        type=int,
+        type=at_least_one,
         default=1,
         help="run (c) and (c0) this many times, taking turns, and give what the project adds in each and "
         "their median (the tables show the first)",
