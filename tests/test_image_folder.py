@@ -361,6 +361,22 @@ def test_predict_reads_a_photo_as_the_training_read_it(fitted):
         assert float(row["probability"]) == pytest.approx(image_probabilities.max().item(), abs=1e-4)
 
 
+def test_predict_on_the_folders_test_split_names_each_row_by_its_file(fitted, tmp_path):
+    work, first = fitted
+    saved = work / "first" / "version_0"
+    output = tmp_path / "predictions.csv"
+    args = [
+        "predict",
+        f"--config={saved / 'config.yaml'}",
+        f"--ckpt_path={saved / 'checkpoints' / 'last.ckpt'}",
+    ]
+    FashionLightningCLI(args=[*args, f"--predictions.output={output}", *QUIET])
+    rows = list(csv.DictReader(output.open()))
+    source = ImageFolder(str(work / "photos"), size=16, cache_dir=str(work / "cache"))
+    assert [row["path"] for row in rows] == [str(path) for path in source.image_paths(train=False)]
+    assert [row["true"] for row in rows] == [path.parent.name for path in source.image_paths(train=False)]
+
+
 def write_digits(folder: Path, rgb: bool) -> Path:
     """scikit-learn's 1,797 handwritten digits (8x8, 17 grey levels) upscaled to 32x32, in one folder per
     digit: grayscale PNG, or coloured JPEG (a random dark ink on a random light paper)."""

@@ -168,7 +168,9 @@ class ImageDataModule(LightningDataModule):
     def _setup_predict(self) -> None:
         if not self.hparams.predict_images:
             self.predict_set = self.test_set
-            self.predict_names = [f"test image {i}" for i in range(len(self.test_set))]
+            paths = self.source.image_paths(train=False)
+            numbered = (f"test image {i}" for i in range(len(self.test_set)))
+            self.predict_names = [str(path) for path in paths] if paths else list(numbered)
             return
         contract = self.trainer.lightning_module.input_contract  # the model's own, from its checkpoint
         if contract is None:  # an untrained model: nothing says how its input looks

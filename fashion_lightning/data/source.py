@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -96,3 +97,8 @@ class ImageSource(ABC):
         instead be a torch ``Dataset`` of ``(uint8 image [C, H, W], label)`` with the same ``labels``,
         ``classes``, ``image_shape``, ``subset`` and ``first`` (``image_folder.ImageFiles``): the data
         module then streams it from disk."""
+
+    def image_paths(self, train: bool) -> list[Path] | None:
+        """The file of each of a split's images, in ``load``'s order, if it has files: ``predict`` on the
+        test split names its rows by them (else ``test image N``)."""
+        return None
