@@ -375,6 +375,10 @@ def test_predict_on_the_folders_test_split_names_each_row_by_its_file(fitted, tm
     source = ImageFolder(str(work / "photos"), size=16, cache_dir=str(work / "cache"))
     assert [row["path"] for row in rows] == [str(path) for path in source.image_paths(train=False)]
     assert [row["true"] for row in rows] == [path.parent.name for path in source.image_paths(train=False)]
+    streamed = ImageFolder(str(work / "photos"), size=16, cache_dir=str(work / "cache"), max_memory_mb=0)
+    files = source.image_paths(train=False)
+    assert [path.resolve() for path in streamed.load(train=False).files] == [path.resolve() for path in files]
+    assert source.load(train=False).subset(torch.tensor([2, 0])).files == [files[2], files[0]]
 
 
 def write_digits(folder: Path, rgb: bool) -> Path:

@@ -168,9 +168,9 @@ class ImageDataModule(LightningDataModule):
     def _setup_predict(self) -> None:
         if not self.hparams.predict_images:
             self.predict_set = self.test_set
-            paths = self.source.image_paths(train=False)
-            numbered = (f"test image {i}" for i in range(len(self.test_set)))
-            self.predict_names = [str(path) for path in paths] if paths else list(numbered)
+            files = getattr(self.test_set, "files", None)  # a streamed split of one's own may lack them
+            names = files or [f"test image {i}" for i in range(len(self.test_set))]
+            self.predict_names = [str(name) for name in names]
             return
         contract = self.trainer.lightning_module.input_contract  # the model's own, from its checkpoint
         if contract is None:  # an untrained model: nothing says how its input looks

@@ -93,6 +93,10 @@ class ImageFiles(Dataset):
     def image_shape(self) -> tuple[int, int, int]:
         return (self.channels, *self.size)
 
+    @property
+    def files(self) -> list[Path]:
+        return [Path(self.root, path) for path in self.paths]
+
     def subset(self, index: torch.Tensor) -> ImageFiles:
         paths = [self.paths[i] for i in index.tolist()]
         return ImageFiles(self.root, paths, self.labels[index], self.classes, self.channels, self.size)
@@ -189,7 +193,8 @@ class ImageFolder(ImageSource):
                 self.channels,
                 self.size,
             )
-        return LabelledImages(cache["images"], cache["labels"], split.classes)
+        files = [self._root / path for path in cache["paths"]]
+        return LabelledImages(cache["images"], cache["labels"], split.classes, files)
 
     def image_paths(self, train: bool) -> list[Path]:
         """The files of a split's images, in ``load``'s order (the unreadable ones left out)."""

@@ -25,11 +25,13 @@ class DataError(RuntimeError):
 class LabelledImages:
     """One split held in memory: uint8 images ``[N, C, H, W]``, int64 labels ``[N]`` indexing ``classes``
     (-1 for an image without a label, as predict's photos). NumPy arrays become tensors, and labels of
-    another integer type int64."""
+    another integer type int64. ``files``: each image's file, for a source read from files; ``predict``
+    on the test split names its rows by them (else ``test image N``)."""
 
     images: torch.Tensor
     labels: torch.Tensor
     classes: Sequence[str]
+    files: Sequence[Path] | None = None
 
     def __post_init__(self) -> None:
         self.images, self.labels = _tensor(self.images, "images"), _tensor(self.labels, "labels")
@@ -60,7 +62,8 @@ class LabelledImages:
         return tuple(self.images.shape[1:])
 
     def subset(self, index: torch.Tensor) -> LabelledImages:
-        return LabelledImages(self.images[index].contiguous(), self.labels[index], self.classes)
+        files = None if self.files is None else [self.files[i] for i in index.tolist()]
+        return LabelledImages(self.images[index].contiguous(), self.labels[index], self.classes, files)
 
     def first(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The first ``count`` images and labels (for pictures)."""
@@ -97,8 +100,3 @@ class ImageSource(ABC):
         instead be a torch ``Dataset`` of ``(uint8 image [C, H, W], label)`` with the same ``labels``,
         ``classes``, ``image_shape``, ``subset`` and ``first`` (``image_folder.ImageFiles``): the data
         module then streams it from disk."""
-
-    def image_paths(self, train: bool) -> list[Path] | None:
-        """The file of each of a split's images, in ``load``'s order, if it has files: ``predict`` on the
-        test split names its rows by them (else ``test image N``)."""
-        return None
