@@ -107,8 +107,10 @@ LIGHTNING_KEYS = ("state_dict", "epoch", "global_step", "pytorch-lightning_versi
 
 
 def read_checkpoint(path: Path) -> dict:
+    """The checkpoint, memory-mapped: the CLI reads only its settings before Lightning loads it whole,
+    so a large checkpoint's weights are not read from disk once more for that."""
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as err:  # torch raises many kinds for a damaged file
         raise CheckpointError(
             f"cannot read checkpoint {path} ({first_line(err)}); it is "

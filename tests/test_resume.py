@@ -22,7 +22,7 @@ from tiny_idx import write_tiny_fashion_mnist
 from fashion_lightning.cli import FashionLightningCLI
 from fashion_lightning.errors import ConfigError
 from fashion_lightning.graceful_stop import Stopped
-from fashion_lightning.runs import claim_run_folder
+from fashion_lightning.runs import claim_run_folder, read_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 LAST_CKPT = "version_0/checkpoints/last.ckpt"
@@ -323,3 +323,22 @@ def test_a_resume_that_would_skip_or_leak_images_is_refused(changed, refusal, un
     with pytest.raises(ConfigError, match=re.escape(refusal)):
         fit(uninterrupted["data_dir"], root, "--ckpt_path=last", changed)
     assert (root / LAST_CKPT).read_bytes() == saved
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="counts bytes read through /proc/self/io")
+def test_the_cli_reads_a_checkpoints_settings_without_its_weights(tmp_path):
+    """The CLI checks a checkpoint before Lightning loads it: a large one is not read whole for that."""
+    path = tmp_path / "large.ckpt"
+    weights = torch.zeros(2_000_000)  # 8 MB
+    torch.save(
+        {"state_dict": {"w": weights}, "epoch": 0, "global_step": 0, "pytorch-lightning_version": "2"}, path
+    )
+
+    def bytes_read() -> int:
+        fields = dict(line.split(": ") for line in Path("/proc/self/io").read_text().splitlines())
+        return int(fields["rchar"])
+
+    before = bytes_read()
+    checkpoint = read_checkpoint(path)
+    assert bytes_read() - before < 1_000_000
+    assert torch.equal(checkpoint["state_dict"]["w"], weights), "the weights are there when used"
