@@ -9,8 +9,10 @@ import io
 import os
 import re
 import struct
+import sys
 import warnings
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -272,6 +274,22 @@ def test_a_decompression_bomb_is_refused_before_it_is_decoded(width, height, tmp
     assert str(refused.value) == f"too large an image: {width * height:,} pixels, {LIMIT}"
     assert warnings.filters == filters, "the process's warning filters are left as they were"
     assert LIMIT.endswith(f"{Image.MAX_IMAGE_PIXELS:,}"), "and Pillow's limit as it was"
+
+
+def test_images_read_in_threads_leave_pillows_limit_as_it_was(tmp_path, monkeypatch):
+    """Reading turns Pillow's own check off for a moment (a process-wide setting): threads that read
+    at once must not leave it off."""
+    Image.new("L", (8, 8)).save(tmp_path / "small.png")
+    limit = Image.MAX_IMAGE_PIXELS
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)  # put back after the test, even if it fails
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads take turns as often as they can
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda _: read_image(tmp_path / "small.png", channels=1), range(2_000)))
+    finally:
+        sys.setswitchinterval(interval)
+    assert limit == Image.MAX_IMAGE_PIXELS, "Pillow's limit is as it was"
 
 
 @pytest.fixture

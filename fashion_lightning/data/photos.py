@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import stat
 import struct
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -111,18 +112,22 @@ def _check_file(path: Path) -> None:
         raise ValueError("an empty file (0 bytes)")
 
 
+_PILLOW_LIMIT_OFF = threading.Lock()
+
+
 def _open(path: Path) -> Image.Image:
     """Pillow's lazy image of ``path``, set to decode no more pixels than it needs (a JPEG at 1/2, 1/4
     or 1/8 scale, ``draft``), refused if that is still past the decompression-bomb limit. Pillow's own
     check, at open, counts a JPEG's full size: it would refuse a phone's 108-megapixel photo, which
     decodes at 1/8 scale to 1.7 megapixels (a JPEG's sides of at most 65,535 pixels always decode under
     the limit); and it only warns up to twice the limit, where other formats are decoded whole."""
-    limit = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None  # Pillow's check off while opening; this one counts what is decoded
-    try:
-        opened = Image.open(path)
-    finally:
-        Image.MAX_IMAGE_PIXELS = limit
+    with _PILLOW_LIMIT_OFF:  # a process-wide setting: threads opening at once must not keep it off
+        limit = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None  # Pillow's check off while opening; this one counts what is decoded
+        try:
+            opened = Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
     opened.draft(None, (DECODE_SIDE, DECODE_SIDE))
     if limit and opened.width * opened.height > limit:
         opened.close()
