@@ -206,6 +206,16 @@ class FashionLightningCLI(LightningCLI):
         return self.config_init[self.subcommand] if self.subcommand else self.config_init
 
     def instantiate_trainer(self, **kwargs):
+        try:
+            return self._trainer(**kwargs)
+        except BaseException:
+            # refused before the fit began: the run folder made for it holds nothing (RunLock takes over
+            # once the fit runs), and TensorBoard would list it as a run
+            if self.new_run_folder is not None and not any(self.new_run_folder.iterdir()):
+                self.new_run_folder.rmdir()
+            raise
+
+    def _trainer(self, **kwargs):
         trainer_config = self._command_config().trainer
         if trainer_config.get("logger") in (None, True):
             # predict's output is its CSV; a logger would only leave a folder behind

@@ -367,6 +367,19 @@ def test_a_new_run_never_overwrites_the_checkpoints_of_an_earlier_one(tiny_data,
     assert torch.load(last, weights_only=True)["epoch"] == 1
 
 
+def test_a_checkpoint_folder_shared_by_runs_is_refused_without_leaving_a_run_folder(tiny_data, tmp_path):
+    """With a checkpoint folder set in the config, each run's TensorBoard folder is its own but its
+    checkpoints are not: a second fit is refused, and its new version_N folder goes with it."""
+    shared = tmp_path / "shared"
+    args = ["fit", *config_args("dropout"), *data_args(tiny_data), "--data.val_size=40", *QUIET]
+    args += [f"--trainer.default_root_dir={tmp_path / 'runs'}", f"--last_checkpoint.dirpath={shared}"]
+    main([*args, "--trainer.max_epochs=1", "--trainer.limit_train_batches=2"])
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--trainer.max_epochs=1"])
+    assert f"{shared} holds an earlier run's checkpoints" in str(exit_info.value.code)
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["version_0"]
+
+
 def test_missing_data_offline_ends_with_the_three_ways(tmp_path, no_system_copies, monkeypatch):
     monkeypatch.setattr("torchvision.datasets.FashionMNIST.mirrors", ["http://127.0.0.1:9/"])
     args = ["fit", *config_args("dropout"), f"--data.source.root={tmp_path / 'data'}"]

@@ -119,3 +119,4 @@ def test_a_flag_that_cannot_work_is_refused_in_one_line(flag, message, tiny_data
         main([*fit, f"--trainer.default_root_dir={tmp_path}", "--trainer.enable_progress_bar=false", flag])
     assert str(exit_info.value).startswith(message), str(exit_info.value)
     assert "Traceback" not in capsys.readouterr().err
+    assert not list(tmp_path.glob("version_*")), "no run folder is left for a run that never started"
