@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import zipfile
 from pathlib import Path
 
 import torch
@@ -110,12 +111,15 @@ def read_checkpoint(path: Path) -> dict:
     """The checkpoint, memory-mapped: the CLI reads only its settings before Lightning loads it whole,
     so a large checkpoint's weights are not read from disk once more for that."""
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        what = _what_else(path)
+        checkpoint = None if what else torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as err:  # torch raises many kinds for a damaged file
+        what = first_line(err)
+    if what:
         raise CheckpointError(
-            f"cannot read checkpoint {path} ({first_line(err)}); it is "
-            f"damaged or not a Lightning checkpoint: use another one"
-        ) from None
+            f"cannot read checkpoint {path} ({what}); it is damaged or not a Lightning checkpoint: "
+            "use another one"
+        )
     missing = [key for key in LIGHTNING_KEYS if not isinstance(checkpoint, dict) or key not in checkpoint]
     if missing:  # e.g. the notes' torch.save(model.state_dict())
         raise CheckpointError(
@@ -123,6 +127,23 @@ def read_checkpoint(path: Path) -> dict:
             "give a .ckpt written by fashion-lightning fit"
         )
     return checkpoint
+
+
+def _what_else(path: Path) -> str | None:
+    """What the file is if it cannot be a checkpoint, in plain words: torch's would name its mmap
+    option for a file that is not the zip archive torch.save writes, and give advice on
+    ``weights_only`` for a TorchScript model (after a warning)."""
+    if path.stat().st_size == 0:
+        return "an empty file (0 bytes)"
+    if not zipfile.is_zipfile(path):
+        return "not the zip archive that torch.save writes"
+    with zipfile.ZipFile(path) as archive:
+        if any(name.endswith("/constants.pkl") for name in archive.namelist()):
+            return (
+                "a TorchScript model, as fashion-lightning-export writes; the .json file beside it names "
+                "the checkpoint it came from"
+            )
+    return None
 
 
 def check_net_importable(checkpoint: dict, path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -143,6 +144,33 @@ def test_a_damaged_checkpoint_is_named(subcommand, tiny_data, tmp_path, capsys):
     with pytest.raises(SystemExit, match=f"cannot read checkpoint {damaged}"):
         main([*args, f"--trainer.default_root_dir={tmp_path / 'runs'}", f"--ckpt_path={damaged}", *QUIET])
     assert "Traceback" not in capsys.readouterr().err
+
+
+def write_torchscript(path: Path) -> None:
+    with warnings.catch_warnings():  # torch.jit is deprecated, but fashion-lightning-export writes it
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.script(torch.nn.Linear(2, 2)).save(path)
+
+
+@pytest.mark.parametrize(
+    ("write", "reason"),
+    [
+        (lambda path: path.write_bytes(b""), "an empty file (0 bytes)"),
+        (lambda path: path.write_text("epoch: 3\n"), "not the zip archive that torch.save writes"),
+        (write_torchscript, "a TorchScript model, as fashion-lightning-export writes; the .json file"),
+    ],
+    ids=["empty", "text", "TorchScript model"],
+)
+def test_a_file_that_is_no_checkpoint_is_named_in_plain_words(write, reason, tiny_data, tmp_path):
+    given = tmp_path / "model.pt"
+    write(given)
+    args = ["predict", f"--data.source.root={tiny_data}", f"--ckpt_path={given}", *QUIET]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert str(exit_info.value).startswith(f"error: cannot read checkpoint {given} ({reason}"), (
+        exit_info.value
+    )
+    assert "mmap" not in str(exit_info.value) and "weights_only" not in str(exit_info.value)
 
 
 @pytest.mark.parametrize("subcommand", ["fit", "test", "predict"])
