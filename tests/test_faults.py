@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_image_folder import write_shapes
 from test_resume import SETTINGS  # the notes' dropout net, 10 steps an epoch, a checkpoint every 5 steps
 
 from fashion_lightning import checkpoint_io
 from fashion_lightning.cli import FashionLightningCLI, main
+from fashion_lightning.data import DataError, ImageFolder
 from fashion_lightning.run_lock import LOCK
 
 
@@ -210,6 +212,26 @@ def test_a_full_disk_under_predict_export_and_pictures_is_one_line(tiny_data, tm
         assert "Traceback" not in capsys.readouterr().err
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def test_a_full_disk_under_an_image_folders_cache_is_one_line(tmp_path):
+    """torch.save tells a full disk only as a short write: the cache's message says it is the space."""
+    root = write_shapes(tmp_path / "photos")
+    disk = tmp_path / "disk"
+    if not mount_tmpfs(disk, "64k"):
+        pytest.skip("no tmpfs can be mounted here")
+    try:
+        with contextlib.suppress(OSError), (disk / "filler").open("wb") as filler:
+            filler.write(b"\0" * (60 * 1024))  # room for the folders, not for the images
+        with pytest.raises(DataError) as refused:
+            ImageFolder(str(root), size=16, cache_dir=str(disk / "cache"), workers=0).load(train=True)
+        said = str(refused.value)
+        assert said.startswith(f"no space left in {disk / 'cache'} to write "), said
+        assert said.endswith("or give data.source.cache_dir a folder with room"), said
+        assert sorted(p.name for p in (disk / "cache").iterdir()) == [], "nothing half-written is left"
+    finally:
+        unmounted = subprocess.run(["umount", str(disk)], capture_output=True)
+    assert unmounted.returncode == 0, "nor held open: the error keeps no removed file's space in use"
 
 
 def test_a_run_whose_last_checkpoint_was_never_written_resumes_from_its_newest(tiny_data, tmp_path, capsys):

@@ -10,11 +10,13 @@ is not cached: ``load`` gives ``ImageFiles``, which the data module streams from
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
 import os
 import re
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets.folder import find_classes
 from torchvision.transforms.v2.functional import pil_to_tensor
 
-from fashion_lightning.checkpoint_io import replaced_whole
+from fashion_lightning.checkpoint_io import DiskFullError, disk_full, replaced_whole
 from fashion_lightning.data.photos import find_images, fit_image, read_image
 from fashion_lightning.data.source import DataError, ImageSource, LabelledImages
 from fashion_lightning.errors import ConfigError
@@ -301,12 +303,12 @@ class ImageFolder(ImageSource):
             path.parent.mkdir(parents=True, exist_ok=True)
             with replaced_whole(path) as partial:
                 torch.save(cache, partial)
-        except OSError as err:
-            raise DataError(
-                f"cannot write the decoded images to {path} ({err.strerror or err}); "
-                "choose a writable folder with data.source.cache_dir"
-            ) from None
-        return cache
+            return cache
+        except (OSError, RuntimeError) as err:
+            failed = _not_written(err, path, cache)
+        # raised outside the handler, not chained to torch's error: its frames hold torch's writer, and
+        # the writer holds the removed partial file open (its space is not freed while the error lives)
+        raise failed
 
     def _cache_path(self, split: str, streamed: bool) -> Path:
         # one file per folder, split and settings: another setting keeps a file of its own, a changed
@@ -388,6 +390,22 @@ def _gather(batch: list[tuple[int, torch.Tensor | None, str | None]]) -> tuple:
     indices = torch.tensor([index for index, _ in good], dtype=torch.long)
     images = torch.stack([image for _, image in good]) if good and good[0][1] is not None else None
     return indices, images, [(index, error) for index, _, error in batch if error is not None]
+
+
+def _not_written(err: OSError | RuntimeError, path: Path, cache: dict) -> Exception:
+    """The one line for a cache file that could not be written. torch.save's writer reports a full disk
+    as a ``RuntimeError`` of a short write, without the reason: the space left tells it."""
+    if isinstance(err, OSError):
+        return DataError(
+            f"cannot write the decoded images to {path} ({err.strerror or err}); "
+            "choose a writable folder with data.source.cache_dir"
+        )
+    needed = sum(value.nbytes for value in cache.values() if isinstance(value, torch.Tensor))
+    if not isinstance(err, DiskFullError):
+        if shutil.disk_usage(path.parent).free >= needed:
+            return err
+        err = disk_full(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), path, needed)
+    return DataError(f"{err}, or give data.source.cache_dir a folder with room")
 
 
 def _read_cache(path: Path) -> dict | None:
