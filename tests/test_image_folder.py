@@ -188,6 +188,7 @@ def test_unreadable_and_hidden_files(tmp_path):
     (root / "train" / "square" / ".thumbnails" / "x.png").write_bytes(b"junk")
     (root / "train" / ".Trash").mkdir()  # a hidden folder is no class
     (root / "train" / ".Trash" / "x.png").write_bytes(b"junk")
+    (root / "train" / "square" / "moved.png").symlink_to(tmp_path / "gone.png")  # a dangling link
     source = folder_source(root, tmp_path)
     source.prepare()
     with warnings.catch_warnings(record=True) as caught:
@@ -195,8 +196,12 @@ def test_unreadable_and_hidden_files(tmp_path):
         images = source.load(train=True)
     messages = [str(w.message) for w in caught if "skipped" in str(w.message)]
     assert len(messages) == 1
-    assert "2 train files" in messages[0]
+    assert "3 train files" in messages[0]
     assert "square/broken.png" in messages[0] and "square/notes.txt" in messages[0]
+    assert (
+        f"square/moved.png: not a readable file (No such file or directory; a symlink to {tmp_path}"
+        in messages[0]
+    )
     assert ".DS_Store" not in messages[0] and "x.png" not in messages[0]
     assert len(images) == 9 and list(images.classes) == list(SHAPES)
 
@@ -465,12 +470,29 @@ def test_real_digits_trained_tested_predicted_and_exported_from_the_cli(tmp_path
     torch.testing.assert_close(torch.from_numpy(probabilities), expected, atol=1e-4, rtol=0)
 
 
-def test_a_link_loop_in_a_class_folder_lists_each_image_once(tmp_path):
+def test_a_link_loop_in_a_class_folder_lists_each_image_once_and_says_so(tmp_path):
     root = write_shapes(tmp_path / "photos", per_class=4)
     (root / "circle" / "loop").symlink_to(root / "circle")  # circle/loop -> circle
     source = folder_source(root, tmp_path)
-    paths = source.image_paths(train=True) + source.image_paths(train=False)
+    with pytest.warns(
+        UserWarning, match=re.escape(f"{root}: not read: circle/loop: a link to a folder, not")
+    ):
+        paths = source.image_paths(train=True) + source.image_paths(train=False)
     assert len(paths) == len(set(paths)) == 12
+
+
+def test_a_class_folder_of_links_to_folders_says_they_are_not_followed(tmp_path):
+    elsewhere = write_shapes(tmp_path / "elsewhere", per_class=2)
+    root = tmp_path / "photos"
+    for shape in SHAPES:
+        (root / shape).mkdir(parents=True)
+        (root / shape / "images").symlink_to(elsewhere / shape)
+    with pytest.raises(DataError) as refused:
+        folder_source(root, tmp_path).prepare()
+    assert str(refused.value).startswith(
+        f"{root / SHAPES[0]} holds no image files (not read: {root / SHAPES[0] / 'images'}: a link to a "
+        "folder, not followed): "
+    ), refused.value
 
 
 def test_a_two_class_model_predicts_both_classes_a_row(tmp_path):

@@ -71,7 +71,7 @@ def test_find_images_reads_folders_in_order_and_rejects_missing_paths(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "a.jpg").write_bytes(b"")
     (tmp_path / ".hidden.png").write_bytes(b"")
-    assert find_images([tmp_path]) == [tmp_path / "b.png", tmp_path / "sub" / "a.jpg"]
+    assert find_images([tmp_path])[0] == [tmp_path / "b.png", tmp_path / "sub" / "a.jpg"]
     with pytest.raises(FileNotFoundError, match="neither an image file nor a folder"):
         find_images([tmp_path / "missing"])
 
@@ -81,7 +81,7 @@ def test_find_images_expands_a_home_folder(tmp_path, monkeypatch):
     (tmp_path / "photos").mkdir()
     (tmp_path / "photos" / "a.png").write_bytes(b"")
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert find_images(["~/photos"]) == [tmp_path / "photos" / "a.png"]
+    assert find_images(["~/photos"])[0] == [tmp_path / "photos" / "a.png"]
 
 
 @pytest.fixture(scope="module")

@@ -262,14 +262,22 @@ class ImageFolder(ImageSource):
 
         # predict's own listing: hidden files left out, and links to folders not followed (torchvision's
         # make_dataset follows them, so a class folder linking to itself lists its files again and again)
-        found = [(str(path), label) for name, label in index.items() for path in find_images([folder / name])]
-        used = {label for _, label in found}
+        found, left_out = [], []
         for name, label in index.items():
-            if label not in used:
+            paths, skipped = find_images([folder / name])
+            left_out += [(path.relative_to(root).as_posix(), why) for path, why in skipped]
+            if not paths:
+                unread = f" (not read: {_named(skipped)})" if skipped else ""
                 raise DataError(
-                    f"{folder / name} holds no image files: put that class's images in it, or remove it"
+                    f"{folder / name} holds no image files{unread}: put that class's images in it, or "
+                    "remove it"
                 )
-        return [(Path(path).relative_to(root).as_posix(), label) for path, label in found]
+            found += [(path.relative_to(root).as_posix(), label) for path in paths]
+        if left_out:
+            rank_zero_warn(
+                f"{root}: not read: {_named(left_out)}; move or copy their images in to train on them"
+            )
+        return found
 
     def _hold_out(self, files: list[tuple[str, int]]) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
         """About ``test_size`` of the files for test, each by a seeded hash of its path; the rest train."""
@@ -322,8 +330,11 @@ class ImageFolder(ImageSource):
         """What the cache's content depends on: every file (path, size, time), the classes and settings."""
         files = []
         for path, label in zip(split.paths, split.labels, strict=True):
-            stat = os.stat(self._root / path)
-            files.append([path, stat.st_size, stat.st_mtime_ns, label])
+            try:
+                stat = os.stat(self._root / path)
+                files.append([path, stat.st_size, stat.st_mtime_ns, label])
+            except OSError:  # a dangling link, say: decoding skips it, saying why
+                files.append([path, None, None, label])
         settings = [CACHE_VERSION, PIL.__version__, self.size, self.channels, streamed, split.classes]
         return hashlib.sha256(json.dumps([settings, files]).encode()).hexdigest()
 
@@ -444,6 +455,10 @@ def _warn_of_loose_files(root: Path) -> None:
 
 
 def _skipped_message(root: str, split: str, skipped: list[list[str]]) -> str:
-    named = "; ".join(f"{path}: {why}" for path, why in skipped[:NAMED_SKIPS])
-    more = f"; and {len(skipped) - NAMED_SKIPS} more" if len(skipped) > NAMED_SKIPS else ""
-    return f"skipped {len(skipped)} {split} files of {root} that are not readable images ({named}{more})"
+    return f"skipped {len(skipped)} {split} files of {root} that are not readable images ({_named(skipped)})"
+
+
+def _named(entries: Sequence[Sequence]) -> str:
+    """``path: why`` of the first ``NAMED_SKIPS`` entries; the rest counted."""
+    named = "; ".join(f"{path}: {why}" for path, why in entries[:NAMED_SKIPS])
+    return named + (f"; and {len(entries) - NAMED_SKIPS} more" if len(entries) > NAMED_SKIPS else "")

@@ -48,16 +48,11 @@ SHARPEN = ImageFilter.UnsharpMask(radius=1, percent=100, threshold=0)
 BAD_FILE = (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError)
 
 
-def find_images(paths: Iterable[str | Path]) -> list[Path]:
-    """The files named, and the files inside the folders named (sorted, hidden files left out, links to
-    folders not followed)."""
-    return _walk(paths)[0]
-
-
-def _walk(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """``find_images``, and what in the folders was left out with the reason: links to folders (not
-    followed: one may loop, ``a/b -> a``, or lead out of the folder) and folders that cannot be listed.
-    Every other entry is kept, dangling links and special files too, so that reading it says why not."""
+def find_images(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The files named, and the files inside the folders named (sorted, hidden files left out); and
+    what in the folders was left out with the reason: links to folders (not followed: one may loop,
+    ``a/b -> a``, or lead out of the folder) and folders that cannot be listed. Every other entry is
+    kept, dangling links and special files too, so that reading it says why not."""
     found: list[Path] = []
     skipped: list[tuple[Path, str]] = []
 
@@ -258,7 +253,7 @@ def load_photos(
 ) -> tuple[torch.Tensor, list[Path], list[tuple[Path, str]]]:
     """``[N, C, H, W]`` uint8 inputs from files and folders, the files they came from, and what was
     skipped with the reason (a file that is not a usable image, a folder not followed or not listable)."""
-    found, skipped = _walk(paths)
+    found, skipped = find_images(paths)
     images, used = [], []
     for path in found:
         try:
