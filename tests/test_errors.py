@@ -23,6 +23,9 @@ QUIET = [
 ]
 
 
+ONE_CYCLE = ["--model.scheduler=torch.optim.lr_scheduler.OneCycleLR", "--model.scheduler_interval=step"]
+
+
 def fit(tiny_data: Path, root: Path, *extra: str) -> None:
     args = [
         "fit",
@@ -46,8 +49,28 @@ def fit(tiny_data: Path, root: Path, *extra: str) -> None:
             "data.val_size=300 leaves no training images: the training set has 240; give fewer, or a share",
         ),
         (["--model.optimizer.lr=1e9"], "training stopped before that step changed the weights"),
+        (
+            ["--model.net.init_args.dropout=1.5"],
+            "model.net: dropout probability has to be between 0 and 1, but got 1.5; fix model.net.init_args",
+        ),
+        (
+            [*ONE_CYCLE, "--model.scheduler.max_lr=-1"],
+            "model.scheduler: it sets the learning rate to -0.04, which must be 0 or more; fix",
+        ),
+        (
+            [*ONE_CYCLE, "--model.scheduler.max_lr=0.05", "--model.scheduler.pct_start=2"],
+            "model.scheduler: Expected float between 0 and 1 pct_start, but got 2",
+        ),
     ],
-    ids=["batch size 0", "negative learning rate", "validation larger than training", "loss becomes NaN"],
+    ids=[
+        "batch size 0",
+        "negative learning rate",
+        "validation larger than training",
+        "loss becomes NaN",
+        "dropout over 1",
+        "negative peak rate",
+        "warm-up share over 1",
+    ],
 )
 def test_a_bad_setting_gets_one_clear_line(extra, message, tiny_data, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:

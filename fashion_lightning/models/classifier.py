@@ -141,6 +141,10 @@ class ImageClassifier(LightningModule):
                 f"model.net: {err}. A net takes (in_channels, image_size, num_classes) as its first "
                 "three arguments (fashion_lightning/models/nets.py)"
             ) from None
+        except ConfigError:
+            raise
+        except ValueError as err:  # torch's own checks of a layer's settings, e.g. a dropout of 1.5
+            raise ConfigError(f"model.net: {err}; fix model.net.init_args in the config") from None
         name = type(net).__name__
         if not any(parameter.requires_grad for parameter in net.parameters()):
             raise ConfigError(f"model.net: {name} has no trainable parameters; give a net with some")
@@ -335,18 +339,30 @@ class ImageClassifier(LightningModule):
         if self.scheduler is None:
             return optimizer
         interval = self.hparams.scheduler_interval
-        if interval == "epoch":
-            scheduler = self.scheduler(optimizer)
-        else:
-            total_steps = int(self.trainer.estimated_stepping_batches)
-            try:
-                scheduler = self.scheduler(optimizer, total_steps=total_steps)
-            except TypeError as err:
-                raise ConfigError(
-                    f"model.scheduler_interval=step builds the scheduler with total_steps={total_steps}, "
-                    f"which this scheduler does not take ({err}). Use torch.optim.lr_scheduler.OneCycleLR, "
-                    "or scheduler_interval: epoch."
-                ) from err
+        try:
+            if interval == "epoch":
+                scheduler = self.scheduler(optimizer)
+            else:
+                total_steps = int(self.trainer.estimated_stepping_batches)
+                try:
+                    scheduler = self.scheduler(optimizer, total_steps=total_steps)
+                except TypeError as err:
+                    raise ConfigError(
+                        f"model.scheduler_interval=step builds the scheduler with total_steps="
+                        f"{total_steps}, which this scheduler does not take ({err}). Use "
+                        "torch.optim.lr_scheduler.OneCycleLR, or scheduler_interval: epoch."
+                    ) from err
+        except ConfigError:
+            raise
+        except ValueError as err:  # the scheduler's own checks, e.g. OneCycleLR's pct_start
+            raise ConfigError(f"model.scheduler: {err}; fix model.scheduler.init_args in the config") from err
+        # the scheduler sets the rate (OneCycleLR from max_lr): the optimizer's check of lr came before it
+        bad = [rate for group in optimizer.param_groups if not 0 <= (rate := float(group["lr"])) < math.inf]
+        if bad:
+            raise ConfigError(
+                f"model.scheduler: it sets the learning rate to {bad[0]:g}, which must be 0 or more; fix "
+                "model.scheduler.init_args in the config (OneCycleLR's max_lr)"
+            )
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": interval, "monitor": "val/loss"},
