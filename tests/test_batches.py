@@ -37,6 +37,17 @@ def test_batches_keep_images_with_their_labels_and_cover_the_split_once():
     assert len(batches) == 6 and [len(b[1]) for b in batches] == [20, 20, 20, 20, 20, 3]
 
 
+def test_a_training_epoch_never_ends_in_a_batch_of_one_image():
+    """Batch norm cannot train on one image once a net's maps are 1x1: it joins the batch before."""
+    images, labels = split(101)
+    training = batches_for_rank(images, labels, batch_size=20, shuffle=True)
+    assert [len(b[1]) for b in training] == training.batch_sizes() == [20, 20, 20, 20, 21]
+    assert len(training) == 5 and sorted(torch.cat([b[1] for b in training]).tolist()) == list(range(101))
+    evaluation = batches_for_rank(images, labels, batch_size=20)
+    assert [len(b[1]) for b in evaluation] == [20, 20, 20, 20, 20, 1] and len(evaluation) == 6
+    assert [len(b[1]) for b in batches_for_rank(images[:1], labels[:1], 20, shuffle=True)] == [1]
+
+
 def test_shuffling_is_seeded_reproducible_and_new_every_epoch():
     images, labels = split()
 
@@ -103,7 +114,7 @@ def test_a_state_from_an_ended_or_other_epoch_skips_nothing():
 
 
 def test_streamed_batches_equal_the_in_memory_ones():
-    images, labels = split()
+    images, labels = split(97)  # 6 batches of 16, and one image
     dataset = torch.utils.data.TensorDataset(images, labels)
     for shuffle in (True, False):
         sampler = EpochBatches.sampler_for_rank(len(labels), shuffle=shuffle, seed=3)

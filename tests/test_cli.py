@@ -443,3 +443,20 @@ def test_ddp_on_two_cpu_processes_shards_the_data(tmp_path, no_system_copies):
         single.trainer.callback_metrics["val/acc"].item(),
     )
     assert ddp_acc >= 0.8 and single_acc >= 0.8, (ddp_acc, single_acc)
+
+
+def test_a_net_whose_last_maps_are_1x1_trains_on_an_epoch_that_would_end_in_one_image(tiny_data, tmp_path):
+    """201 training images in batches of 40: the last image joins the batch before, as batch norm
+    cannot train on one value per channel."""
+    net = ["--model.net.init_args.widths=[8,8,8,8]", "--pictures.every_n_epochs=0"]  # 28 -> 14 -> 7 -> 3 -> 1
+    run = cli(
+        "fit",
+        "fast",
+        tiny_data,
+        tmp_path,
+        "--data.val_size=39",
+        "--data.batch_size=40",
+        "--trainer.max_epochs=1",
+        *net,
+    )
+    assert run.trainer.global_step == 5 and run.trainer.current_epoch == 1

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any
 
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from fashion_lightning.errors import ConfigError
 
@@ -50,8 +49,18 @@ class EpochBatches(ABC):
         # every sample exactly once, so that metrics gathered over ranks count each image once
         return UnrepeatedDistributedSampler(range(size), num_replicas=world_size, rank=rank, shuffle=False)
 
+    def batch_sizes(self) -> list[int]:
+        """The number of images in each of an epoch's batches. In training (a shuffled sampler) a last
+        batch of one image joins the one before: batch norm cannot train on one value per channel,
+        which is what one image gives once a net's maps are 1x1."""
+        full, rest = divmod(len(self.sampler), self.batch_size)
+        sizes = [self.batch_size] * full + ([rest] if rest else [])
+        if self.sampler.shuffle and rest == 1 and full:
+            sizes[-2:] = [self.batch_size + 1]
+        return sizes
+
     def __len__(self) -> int:
-        return math.ceil(len(self.sampler) / self.batch_size)
+        return len(self.batch_sizes())
 
     def __iter__(self) -> Iterator[Batch]:
         order = torch.tensor(list(self.sampler), dtype=torch.long)
@@ -59,13 +68,13 @@ class EpochBatches(ABC):
         epoch = getattr(self.sampler, "epoch", 0)
         skip = resume["batches_done"] if resume and resume["epoch"] == epoch else 0
         self.batches_done = skip
-        for batch in self._batches(order[skip * self.batch_size :]):
+        for batch in self._batches(order[skip * self.batch_size :], self.batch_sizes()[skip:]):
             self.batches_done += 1
             yield batch
 
     @abstractmethod
-    def _batches(self, order: torch.Tensor) -> Iterator[Batch]:
-        """The batches of these sample indices, in this order."""
+    def _batches(self, order: torch.Tensor, sizes: list[int]) -> Iterator[Batch]:
+        """The batches of these sample indices, in this order, of these sizes."""
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -106,8 +115,8 @@ class DeviceBatches(EpochBatches):
         super().__init__(batch_size, sampler)
         self.images, self.labels = images, labels
 
-    def _batches(self, order: torch.Tensor) -> Iterator[Batch]:
-        for index in order.to(self.images.device).split(self.batch_size):
+    def _batches(self, order: torch.Tensor, sizes: list[int]) -> Iterator[Batch]:
+        for index in order.to(self.images.device).split(sizes):
             yield self.images.index_select(0, index), self.labels.index_select(0, index)
 
 
@@ -126,14 +135,14 @@ class StreamedBatches(EpochBatches):
         super().__init__(batch_size, sampler)
         self.dataset, self.num_workers, self.pin_memory = dataset, num_workers, pin_memory
 
-    def _batches(self, order: torch.Tensor) -> Iterator[Batch]:
+    def _batches(self, order: torch.Tensor, sizes: list[int]) -> Iterator[Batch]:
         # the workers' seeds from a generator of the epoch's own: a DataLoader draws them from torch's
         # global one otherwise, at every pass, and the training's random numbers (augmentation, dropout)
         # would differ from those of the same split held in memory (DeviceBatches)
         seed = getattr(self.sampler, "seed", 0) + getattr(self.sampler, "epoch", 0)
         loader = DataLoader(
             self.dataset,
-            batch_sampler=BatchSampler(order.tolist(), self.batch_size, drop_last=False),
+            batch_sampler=[index.tolist() for index in order.split(sizes)],
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             generator=torch.Generator().manual_seed(seed),
