@@ -110,13 +110,19 @@ def sidecar_path(out: Path) -> Path:
 
 
 def checked_out(out: Path, checkpoint: Path) -> Path:
-    """``--out``, refused if writing it would replace the checkpoint or another one."""
+    """``--out``, refused if writing it would replace the checkpoint or another one, or any file but an
+    earlier export."""
     if out.suffix == ".ckpt" or out.resolve() == checkpoint.resolve():
         raise ConfigError(
             f"--out {out} would overwrite a checkpoint: give a model file such as model.onnx or model.pt"
         )
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder: give a file in it, such as {out / 'model.onnx'}")
+    if out.exists() and not sidecar_path(out).exists():  # an input photo, a config, ...
+        raise ConfigError(
+            f"--out {out} exists and is no earlier export (it has no {sidecar_path(out).name} beside it): "
+            "give another file, or remove that one first"
+        )
     return out
 
 

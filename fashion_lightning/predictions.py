@@ -41,6 +41,11 @@ class PredictionWriter(BasePredictionWriter):
                 f"predictions.output: {self.output} is a folder; give a file in it, "
                 f"e.g. {self.output / 'predictions.csv'}"
             )
+        if self.output.exists() and not _is_predictions_csv(self.output):  # a checkpoint, a photo, ...
+            raise ConfigError(
+                f"predictions.output: {self.output} exists and is no earlier predictions CSV (its first "
+                "line is not predict's header): give another file, or remove that one first"
+            )
         writable_folder(self.output.parent, "predictions.output")
 
     def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
@@ -84,3 +89,13 @@ class PredictionWriter(BasePredictionWriter):
         if labels is not None:
             right = int((predicted == labels).sum())
             print(f"Accuracy: {right / len(labels):.2%} ({right}/{len(labels)})")
+
+
+def _is_predictions_csv(path: Path) -> bool:
+    """Whether ``path`` begins as the CSV that predict writes."""
+    header = ",".join(COLUMNS[:3]).encode()
+    try:
+        with path.open("rb") as file:
+            return file.read(len(header)) == header
+    except OSError:
+        return False

@@ -144,6 +144,18 @@ def test_an_export_never_overwrites_a_checkpoint(checkpoint, tmp_path):
     assert saved.read_bytes() == checkpoint.read_bytes() and not (tmp_path / "other.ckpt").exists()
 
 
+def test_an_export_overwrites_an_earlier_export_and_no_other_file(checkpoint, tmp_path):
+    out = tmp_path / "model.pt"
+    export([f"--ckpt_path={checkpoint}", "--format=torchscript", f"--out={out}"])
+    export([f"--ckpt_path={checkpoint}", "--format=torchscript", f"--out={out}"])  # written again
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"a photo")
+    refusal = f"--out {photo} exists and is no earlier export .it has no photo.png.json beside it"
+    with pytest.raises(SystemExit, match=refusal):
+        export([f"--ckpt_path={checkpoint}", "--format=onnx", f"--out={photo}"])
+    assert photo.read_bytes() == b"a photo"
+
+
 def test_each_export_in_a_folder_keeps_its_own_json(checkpoint, tmp_path):
     pytest.importorskip("onnx")
     export([f"--ckpt_path={checkpoint}", "--format=torchscript", f"--out={tmp_path / 'model.pt'}"])

@@ -179,3 +179,18 @@ def test_predict_on_photos_needs_only_the_checkpoint(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["garment.jpg", "predictions.csv"], (
         "nothing else written"
     )
+
+
+def test_predict_overwrites_an_earlier_csv_and_no_other_file(checkpoint, tmp_path):
+    output = tmp_path / "predictions.csv"
+    predict(checkpoint, tmp_path, f"--predictions.output={output}", "--trainer.limit_predict_batches=1")
+    predict(checkpoint, tmp_path, f"--predictions.output={output}")  # an earlier CSV: written again
+    assert len(output.read_text().splitlines()) == 61
+    kept = tmp_path / "kept.ckpt"
+    kept.write_bytes(checkpoint["ckpt"].read_bytes())
+    for other in (kept, checkpoint["ckpt"]):
+        with pytest.raises(
+            SystemExit, match=f"predictions.output: {other} exists and is no earlier predictions"
+        ):
+            predict(checkpoint, tmp_path, f"--predictions.output={other}")
+    assert kept.read_bytes() == checkpoint["ckpt"].read_bytes(), "the checkpoint is left as it was"
