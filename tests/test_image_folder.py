@@ -19,7 +19,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.utils.data import DataLoader
 
 from fashion_lightning.cli import FashionLightningCLI, main
-from fashion_lightning.data import DataError, ImageFolder, InputContract, LabelledImages
+from fashion_lightning.data import DataError, ImageDataModule, ImageFolder, InputContract, LabelledImages
 from fashion_lightning.data.image_folder import ImageFiles, decode
 from fashion_lightning.data.photos import to_input
 from fashion_lightning.errors import ConfigError, from_worker
@@ -574,3 +574,21 @@ def test_files_beside_the_class_folders_are_named_as_unread(tmp_path):
         source = folder_source(root, tmp_path)
         source.prepare()
     assert len(source.load(train=True)) + len(source.load(train=False)) == 2 * len(SHAPES)
+
+
+def test_a_checkpoint_names_which_files_validation_held_out(tmp_path):
+    """A renamed file moves others between training and validation: what a checkpoint saves of the
+    split tells the two apart, so that a resume cannot train on the checkpoint's validation images."""
+    root = write_shapes(tmp_path / "photos", per_class=6)
+
+    def held_out() -> dict:
+        data = ImageDataModule(folder_source(root, tmp_path), val_size=4)
+        data.setup("fit")
+        return data.state_dict()["validation_split"]
+
+    before = held_out()
+    first = sorted((root / SHAPES[0]).iterdir())[0]
+    first.rename(first.with_name("zz" + first.name))  # now last of its class
+    after = held_out()
+    assert {key: after[key] for key in ("images", "of")} == {key: before[key] for key in ("images", "of")}
+    assert after["digest"] != before["digest"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -323,6 +324,18 @@ def test_a_resume_that_would_skip_or_leak_images_is_refused(changed, refusal, un
     with pytest.raises(ConfigError, match=re.escape(refusal)):
         fit(uninterrupted["data_dir"], root, "--ckpt_path=last", changed)
     assert (root / LAST_CKPT).read_bytes() == saved
+
+
+def test_a_resume_whose_validation_images_changed_is_refused(uninterrupted, tmp_path):
+    """As many training images as before, but other ones (a file renamed, one replaced by another): the
+    same share held out would hold other images, and train on some of the checkpoint's."""
+    data_dir, root = tmp_path / "data", tmp_path / "runs"
+    shutil.copytree(uninterrupted["data_dir"], data_dir)
+    with pytest.raises(Interrupted):
+        fit(data_dir, root, callbacks=[InterruptAt(7)])
+    write_tiny_fashion_mnist(data_dir, seed=1)  # 240 other training images
+    with pytest.raises(ConfigError, match=re.escape("40 of 240 images (split_seed 0) of other images (the")):
+        fit(data_dir, root, "--ckpt_path=last")
 
 
 @pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="counts bytes read through /proc/self/io")

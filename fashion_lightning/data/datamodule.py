@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+from pathlib import Path
 
 import torch
 from jsonargparse import lazy_instance
@@ -84,6 +86,7 @@ class ImageDataModule(LightningDataModule):
         self.input_contract: InputContract | None = None  # known after setup("fit") or setup("validate")
         self._train_batches: EpochBatches | None = None
         self._resume_position: dict | None = None  # the training batches' place, from a checkpoint
+        self._held_out: dict | None = None  # which training images validation holds, once measured
 
     def prepare_data(self) -> None:
         if self._predicting_photos():
@@ -241,20 +244,31 @@ class ImageDataModule(LightningDataModule):
     def load_state_dict(self, state_dict: dict) -> None:
         saved = state_dict.get("validation_split")
         resuming = self.trainer is not None and self.trainer.state.fn == TrainerFn.FITTING
-        if resuming and saved is not None and saved != self._validation_split():
-            raise ConfigError(
-                f"the checkpoint's run held out {_split_words(saved)} for validation; this run would hold "
-                f"out {_split_words(self._validation_split())} and train on some of the checkpoint's "
-                "validation images. Resume with the run's data.val_size and data.split_seed (its "
-                "config.yaml) and the same training images, or start a new run"
-            )
+        if resuming and saved is not None:
+            now = self._validation_split()
+            if any(now[key] != value for key, value in saved.items()):  # an older checkpoint has no digest
+                other = " of other images (the training images changed)" if now["of"] == saved["of"] else ""
+                raise ConfigError(
+                    f"the checkpoint's run held out {_split_words(saved)} for validation; this run would "
+                    f"hold out {_split_words(now)}{other} and train on some of the checkpoint's validation "
+                    "images. Resume with the run's data.val_size and data.split_seed (its config.yaml) and "
+                    "the same training images, or start a new run"
+                )
         self._resume_position = state_dict.get("train_batches")
 
-    def _validation_split(self) -> dict[str, int]:
+    def _validation_split(self) -> dict:
         """Which training images are held out (after ``setup("fit")``): how many, of how many, by which
-        seed."""
-        count = len(self.val_set)
-        return {"images": count, "of": count + len(self.train_set), "split_seed": self.hparams.split_seed}
+        seed, and which (``digest``: their files' names where they have files, else their pixels; and
+        their labels). Measured once."""
+        if self._held_out is None:
+            count = len(self.val_set)
+            self._held_out = {
+                "images": count,
+                "of": count + len(self.train_set),
+                "split_seed": self.hparams.split_seed,
+                "digest": _digest(self.val_set),
+            }
+        return self._held_out
 
     def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
         images, labels = batch
@@ -269,6 +283,19 @@ class ImageDataModule(LightningDataModule):
             images, labels = batch
             return self.augment(images), labels
         return batch
+
+
+def _digest(split: LabelledImages) -> str:
+    """Which images a split holds, as a short hash. A file is named by its folder and name, so that a
+    data folder moved elsewhere still matches."""
+    digest = hashlib.blake2b(split.labels.cpu().numpy().tobytes(), digest_size=8)
+    files = getattr(split, "files", None)
+    if files is not None:
+        names = "\0".join(f"{Path(file).parent.name}/{Path(file).name}" for file in files)
+        digest.update(names.encode("utf-8", "surrogateescape"))
+    else:
+        digest.update(split.images.cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _split_words(split: dict[str, int]) -> str:
