@@ -50,6 +50,9 @@ from fashion_lightning.viz.callback import PictureLogger
 warnings.filterwarnings("ignore", message="Couldn't infer the batch indices fetched from your dataloader")
 # weight averaging builds the net by calling configure_model early; ours builds a whole (unsharded) net anyway
 warnings.filterwarnings("ignore", message="You're using the WeightAveraging callback with a model that")
+# test, validate and predict leave out the checkpoint and averaging callbacks on purpose (they write
+# nothing there); Lightning would ask for them back because the checkpoint holds their state
+warnings.filterwarnings("ignore", message="Be aware that when using `ckpt_path`, callbacks used to create")
 
 
 class FashionLightningCLI(LightningCLI):

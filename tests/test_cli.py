@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -398,6 +399,20 @@ def test_console_script_and_module_offer_the_four_subcommands(command):
     )
     for subcommand in ("fit", "validate", "test", "predict"):
         assert subcommand in done.stdout
+
+
+@pytest.mark.parametrize("subcommand", ["test", "predict"])
+def test_testing_a_checkpoint_does_not_ask_for_its_checkpoint_callbacks_back(subcommand, trained, tmp_path):
+    """Outside fit the checkpoint callbacks are left out on purpose (they write nothing there), which
+    Lightning would warn about, as the checkpoint holds their state: a user is not asked to add them."""
+    checkpoint = shutil.copy(
+        trained["run_dir"] / "checkpoints" / "last.ckpt", tmp_path
+    )  # the run stays as it is
+    args = [subcommand, f"--ckpt_path={checkpoint}", *data_args(trained["data_dir"]), *QUIET]
+    executable = Path(sys.executable).parent / "fashion-lightning"
+    done = subprocess.run([str(executable), *args], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "callbacks used to create the checkpoint" not in done.stderr, done.stderr[-2000:]
 
 
 def test_ddp_on_two_cpu_processes_shards_the_data(tmp_path, no_system_copies):
