@@ -61,9 +61,10 @@ def resolve_checkpoint(ckpt_path: str, root: str | Path) -> Path | None:
     if ckpt_path not in ("last", "best"):
         path = Path(ckpt_path)
         if path.is_dir():
+            inside = latest_checkpoint(path) or next(path.rglob("*.ckpt"), None)
+            such = f"a .ckpt file in it, such as {inside}," if inside else "a .ckpt file (it holds none)"
             raise CheckpointError(
-                f"checkpoint {path} is a folder: give a .ckpt file in it (such as {path / LAST}), "
-                f"or 'last'/'best' for the latest run under {root}"
+                f"checkpoint {path} is a folder: give {such} or 'last'/'best' for the latest run under {root}"
             )
         if not path.is_file():
             raise CheckpointError(

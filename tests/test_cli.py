@@ -341,7 +341,7 @@ def test_predict_returns_class_probabilities(trained):
     [
         (["--ckpt_path=best"], "no run with checkpoints under"),
         (["--ckpt_path=missing.ckpt"], "checkpoint missing.ckpt does not exist"),
-        (["--ckpt_path=."], "checkpoint . is a folder: give a .ckpt file in it (such as last.ckpt)"),
+        (["--ckpt_path=."], "checkpoint . is a folder: give a .ckpt file (it holds none) or 'last'/'best'"),
     ],
 )
 def test_missing_checkpoints_end_with_a_clear_message(extra, message, tiny_data, tmp_path):
@@ -349,6 +349,13 @@ def test_missing_checkpoints_end_with_a_clear_message(extra, message, tiny_data,
     with pytest.raises(SystemExit) as exit_info:
         main([*args, f"--trainer.default_root_dir={tmp_path}", *extra])
     assert message in str(exit_info.value.code)
+
+
+def test_a_run_folder_given_as_checkpoint_is_answered_with_its_newest_checkpoint(trained):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["test", f"--ckpt_path={trained['root']}", *data_args(trained["data_dir"])])
+    newest = trained["run_dir"] / "checkpoints" / "last.ckpt"
+    assert f"is a folder: give a .ckpt file in it, such as {newest}, or 'last'" in str(exit_info.value)
 
 
 def test_a_new_run_never_overwrites_the_checkpoints_of_an_earlier_one(tiny_data, tmp_path):
