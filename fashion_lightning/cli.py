@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import signal
 import sys
 import threading
 import traceback
@@ -29,7 +30,7 @@ from fashion_lightning.config_files import check_syntax, config_files, name_the_
 from fashion_lightning.cpu_precision import precision_for_this_cpu
 from fashion_lightning.data import DataError, ImageDataModule
 from fashion_lightning.errors import ConfigError, exit_with, from_worker
-from fashion_lightning.graceful_stop import GracefulStop, Stopped
+from fashion_lightning.graceful_stop import GracefulStop, Stopped, stop_at_once
 from fashion_lightning.model_checkpoint import RunCheckpoint
 from fashion_lightning.models import ImageClassifier
 from fashion_lightning.models.classifier import NonFiniteLossError
@@ -332,6 +333,8 @@ def main(args: list[str] | None = None) -> None:
     else:
         args = [arg for arg in args if arg != "--verbose"]
     threading.excepthook = _quiet_full_disk
+    handles_signals = threading.current_thread() is threading.main_thread()  # Python's rule
+    previous = signal.signal(signal.SIGTERM, stop_at_once) if handles_signals else None
     try:
         FashionLightningCLI(args=args)
     except Stopped as stop:
@@ -352,6 +355,9 @@ def main(args: list[str] | None = None) -> None:
         if not isinstance(err, USER_ERRORS):
             raise  # any other error is a bug to report, with its traceback
         exit_with(from_worker(err), verbose)
+    finally:
+        if handles_signals:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 # what a user can set right: each ends a command with its one-line message

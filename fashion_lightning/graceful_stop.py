@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import signal
 from pathlib import Path
 
@@ -11,15 +13,29 @@ from fashion_lightning.runs import CHECKPOINTS, LAST
 
 
 class Stopped(Exception):
-    """A fit stopped by a signal, after saving ``checkpoint``."""
+    """A command stopped by a signal: a fit after saving ``checkpoint``, or anything before that."""
 
-    def __init__(self, signum: int, step: int, checkpoint: Path) -> None:
+    def __init__(self, signum: int, step: int | None = None, checkpoint: Path | None = None) -> None:
         self.signum, self.step, self.checkpoint = signum, step, checkpoint
         name = signal.Signals(signum).name
-        super().__init__(
-            f"{name} received: stopped after step {step} and saved {checkpoint}. "
-            "Resume with --ckpt_path last (same config)."
-        )
+        if checkpoint is None:
+            super().__init__(f"{name} received: stopped before anything was saved")
+        else:
+            super().__init__(
+                f"{name} received: stopped after step {step} and saved {checkpoint}. "
+                "Resume with --ckpt_path last (same config)."
+            )
+
+
+def stop_at_once(signum: int, frame) -> None:
+    """SIGTERM's handler until ``GracefulStop`` takes over at a fit's first step: an exception, as
+    Ctrl+C's, so that what was begun is cleaned up (the default kills the process where it stands,
+    which left a new run folder holding only its lock while an image folder was being decoded)."""
+    if multiprocessing.parent_process() is not None:  # a DataLoader worker, forked with this handler
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    raise Stopped(signum)
 
 
 class GracefulStop(Callback):

@@ -259,3 +259,26 @@ def test_a_full_disk_under_tensorboards_event_file_is_one_line(tiny_data, tmp_pa
         subprocess.run(["umount", str(disk)], capture_output=True)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert f"error: no space left in {disk / 'version_0'} (" in done.stderr
+
+
+def test_sigterm_while_an_image_folder_is_decoded_stops_in_one_line_and_leaves_no_run(tmp_path):
+    """Before the first step there is nothing to save: the command ends as Ctrl+C would, and the run
+    folder made for it goes (the signal's default action killed the process, leaving it behind)."""
+    root = write_shapes(tmp_path / "photos", per_class=300)  # a few seconds of decoding
+    command = [str(Path(sys.executable).parent / "fashion-lightning"), "fit", *SETTINGS]
+    command += [f"--data.source={ImageFolder.__module__}.ImageFolder", f"--data.source.root={root}"]
+    command += [
+        "--data.source.size=28",
+        "--data.source.workers=1",
+        f"--trainer.default_root_dir={tmp_path / 'runs'}",
+    ]
+    command += [f"--data.source.cache_dir={tmp_path / 'cache'}"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if line.startswith("ImageFolder: decoding"):
+            break
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert "SIGTERM received: stopped before anything was saved" in stderr and "Traceback" not in stderr
+    assert not list((tmp_path / "runs").glob("version_*")), "no run folder is left for a run that never began"
