@@ -250,6 +250,8 @@ class FashionLightningCLI(LightningCLI):
         # Lightning calls every callback at each of a step's hooks, a cost per step whether used or not;
         # the CSV writer has nothing to do outside predict
         trainer.callbacks[:] = [c for c in trainer.callbacks if not isinstance(c, unused)]
+        if self.subcommand == "fit" and not self._command_config().data.val_size:
+            self._without_validation(trainer)
         if self.subcommand == "fit" and not self._command_config().get("ckpt_path"):
             _refuse_earlier_checkpoints(trainer)
         if self.subcommand == "fit" and trainer.is_global_zero:
@@ -258,6 +260,19 @@ class FashionLightningCLI(LightningCLI):
             folder = writable_folder(trainer.log_dir or trainer.default_root_dir)
             trainer.callbacks.append(RunLock(folder, new_folder=folder == self.new_run_folder))
         return trainer
+
+    @staticmethod
+    def _without_validation(trainer: Trainer) -> None:
+        """``data.val_size=0``: nothing is validated, so a checkpoint kept by a validation score would
+        only warn at every epoch that it has none. Said once, here, instead."""
+        monitors = [c for c in trainer.checkpoint_callbacks if getattr(c, "monitor", None)]
+        trainer.callbacks[:] = [c for c in trainer.callbacks if c not in monitors]
+        if monitors and trainer.is_global_zero:
+            print(
+                "note: data.val_size=0 holds no images out for validation, so no best checkpoint is kept "
+                f"(by {', '.join(sorted({c.monitor for c in monitors}))}); last.ckpt is written every epoch",
+                file=sys.stderr,
+            )
 
     def _add_weight_averaging(self, trainer: Trainer) -> None:
         """``weight_averaging``'s callback, first: it must average a step's weights before any callback

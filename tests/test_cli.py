@@ -482,3 +482,16 @@ def test_a_net_whose_last_maps_are_1x1_trains_on_an_epoch_that_would_end_in_one_
         *net,
     )
     assert run.trainer.global_step == 5 and run.trainer.current_epoch == 1
+
+
+def test_a_fit_without_validation_says_once_that_it_keeps_no_best_checkpoint(
+    tiny_data, tmp_path, capsys, recwarn
+):
+    run = cli("fit", "dropout", tiny_data, tmp_path, "--data.val_size=0", "--trainer.max_epochs=2")
+    assert (
+        "note: data.val_size=0 holds no images out for validation, so no best checkpoint"
+        in capsys.readouterr().err
+    )
+    assert not [w for w in recwarn if "could not find the monitored key" in str(w.message)]
+    assert sorted(p.name for p in (tmp_path / "version_0/checkpoints").iterdir()) == ["last.ckpt"]
+    assert run.trainer.current_epoch == 2
