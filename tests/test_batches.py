@@ -111,6 +111,14 @@ def test_a_state_from_an_ended_or_other_epoch_skips_nothing():
     batches.load_state_dict({"epoch": 0, "batches_done": 3})
     batches.sampler.set_epoch(1)  # resumed into the next epoch
     assert len(list(batches)) == len(batches)
+    # written before a last batch of one image, when it was a batch of its own: nothing is left of the
+    # epoch as batches are cut now, and the next starts whole
+    images, labels = split(101)
+    batches = batches_for_rank(images, labels, batch_size=20, shuffle=True)
+    batches.load_state_dict({"epoch": 0, "batches_done": 5, "batches": 6, "batch_size": 20, "ranks": 1})
+    assert list(batches) == []
+    batches.sampler.set_epoch(1)
+    assert [len(b[1]) for b in batches] == [20, 20, 20, 20, 21]
 
 
 def test_streamed_batches_equal_the_in_memory_ones():

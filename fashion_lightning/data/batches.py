@@ -68,7 +68,10 @@ class EpochBatches(ABC):
         epoch = getattr(self.sampler, "epoch", 0)
         skip = resume["batches_done"] if resume and resume["epoch"] == epoch else 0
         self.batches_done = skip
-        for batch in self._batches(order[skip * self.batch_size :], self.batch_sizes()[skip:]):
+        # a checkpoint written before a last batch of one image, when that was a batch of its own, has
+        # none left: the image joins no batch in that epoch
+        sizes = self.batch_sizes()[skip:]
+        for batch in self._batches(order[skip * self.batch_size :][: sum(sizes)], sizes):
             self.batches_done += 1
             yield batch
 
