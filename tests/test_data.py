@@ -181,6 +181,42 @@ def test_a_share_of_a_few_images_still_holds_one_out():
     assert (len(dm.train_set), len(dm.val_set)) == (11, 1)
 
 
+class StreamedSplit(torch.utils.data.Dataset):
+    """A source's own split read on access, with only what the source contract asks of one."""
+
+    classes = ["even", "odd"]
+    image_shape = (1, 8, 8)
+
+    def __init__(self, labels: torch.Tensor) -> None:
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return torch.full(self.image_shape, index % 256, dtype=torch.uint8), int(self.labels[index])
+
+    def subset(self, index: torch.Tensor) -> StreamedSplit:
+        return StreamedSplit(self.labels[index])
+
+    def first(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        images = torch.stack([self[i][0] for i in range(min(count, len(self)))])
+        return images, self.labels[:count]
+
+
+class StreamedSource(ImageSource):
+    def load(self, train: bool) -> StreamedSplit:
+        return StreamedSplit(torch.arange(100) % 2)
+
+
+def test_a_sources_own_streamed_split_is_saved_in_a_checkpoint():
+    """It has neither files nor images in memory to tell which images validation holds: the checkpoint
+    says how many, as before."""
+    data = ImageDataModule(StreamedSource(), val_size=10)
+    data.setup("fit")
+    assert data.state_dict()["validation_split"] == {"images": 10, "of": 100, "split_seed": 0}
+
+
 def test_a_truncated_idx_file_is_named(tiny_data):
     path = raw(tiny_data) / "train-images-idx3-ubyte"
     path.write_bytes(path.read_bytes()[:-100])

@@ -247,7 +247,9 @@ class ImageDataModule(LightningDataModule):
         if resuming and saved is not None:
             now = self._validation_split()
             if any(now[key] != value for key, value in saved.items()):  # an older checkpoint has no digest
-                other = " of other images (the training images changed)" if now["of"] == saved["of"] else ""
+                counted = ("images", "of", "split_seed")
+                same = all(now[key] == saved.get(key) for key in counted)
+                other = " but other images (the training images changed)" if same else ""
                 raise ConfigError(
                     f"the checkpoint's run held out {_split_words(saved)} for validation; this run would "
                     f"hold out {_split_words(now)}{other} and train on some of the checkpoint's validation "
@@ -266,8 +268,10 @@ class ImageDataModule(LightningDataModule):
                 "images": count,
                 "of": count + len(self.train_set),
                 "split_seed": self.hparams.split_seed,
-                "digest": _digest(self.val_set),
             }
+            digest = _digest(self.val_set)
+            if digest is not None:
+                self._held_out["digest"] = digest
         return self._held_out
 
     def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
@@ -285,16 +289,19 @@ class ImageDataModule(LightningDataModule):
         return batch
 
 
-def _digest(split: LabelledImages) -> str:
-    """Which images a split holds, as a short hash. A file is named by its folder and name, so that a
-    data folder moved elsewhere still matches."""
+def _digest(split: LabelledImages) -> str | None:
+    """Which images a split holds, as a short hash; None for a split that has neither files nor images
+    in memory (a source's own streamed split). A file is named by its folder and name, so that a data
+    folder moved elsewhere still matches."""
+    files, images = getattr(split, "files", None), getattr(split, "images", None)
+    if files is None and images is None:
+        return None
     digest = hashlib.blake2b(split.labels.cpu().numpy().tobytes(), digest_size=8)
-    files = getattr(split, "files", None)
     if files is not None:
         names = "\0".join(f"{Path(file).parent.name}/{Path(file).name}" for file in files)
         digest.update(names.encode("utf-8", "surrogateescape"))
     else:
-        digest.update(split.images.cpu().contiguous().numpy().tobytes())
+        digest.update(images.cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
 
 
