@@ -61,7 +61,12 @@ def resolve_checkpoint(ckpt_path: str, root: str | Path) -> Path | None:
     if ckpt_path not in ("last", "best"):
         path = Path(ckpt_path)
         if path.is_dir():
-            inside = latest_checkpoint(path) or next(path.rglob("*.ckpt"), None)
+            # a run's checkpoints first, the newest of them; one walk of the folder
+            inside = max(
+                path.rglob("*.ckpt"),
+                key=lambda found: (found.parent.name == CHECKPOINTS, found.stat().st_mtime),
+                default=None,
+            )
             such = f"a .ckpt file in it, such as {inside}," if inside else "a .ckpt file (it holds none)"
             raise CheckpointError(
                 f"checkpoint {path} is a folder: give {such} or 'last'/'best' for the latest run under {root}"
@@ -111,11 +116,13 @@ LIGHTNING_KEYS = ("state_dict", "epoch", "global_step", "pytorch-lightning_versi
 def read_checkpoint(path: Path) -> dict:
     """The checkpoint, memory-mapped: the CLI reads only its settings before Lightning loads it whole,
     so a large checkpoint's weights are not read from disk once more for that."""
-    try:
-        what = _what_else(path)
-        checkpoint = None if what else torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as err:  # torch raises many kinds for a damaged file
-        what = first_line(err)
+    what = _what_else(path)
+    if what is None:
+        zipped = zipfile.is_zipfile(path)  # torch.save's format since torch 1.6; the older cannot be mapped
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
+        except Exception as err:  # torch raises many kinds for a damaged file
+            what = first_line(err) if zipped else "not a file that torch.save writes"
     if what:
         raise CheckpointError(
             f"cannot read checkpoint {path} ({what}); it is damaged or not a Lightning checkpoint: "
@@ -131,19 +138,20 @@ def read_checkpoint(path: Path) -> dict:
 
 
 def _what_else(path: Path) -> str | None:
-    """What the file is if it cannot be a checkpoint, in plain words: torch's would name its mmap
-    option for a file that is not the zip archive torch.save writes, and give advice on
+    """What the file is if it cannot be a checkpoint, in plain words: torch's would give advice on
     ``weights_only`` for a TorchScript model (after a warning)."""
-    if path.stat().st_size == 0:
-        return "an empty file (0 bytes)"
-    if not zipfile.is_zipfile(path):
-        return "not the zip archive that torch.save writes"
-    with zipfile.ZipFile(path) as archive:
-        if any(name.endswith("/constants.pkl") for name in archive.namelist()):
-            return (
-                "a TorchScript model, as fashion-lightning-export writes; the .json file beside it names "
-                "the checkpoint it came from"
-            )
+    try:
+        if path.stat().st_size == 0:
+            return "an empty file (0 bytes)"
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                if any(name.endswith("/constants.pkl") for name in archive.namelist()):
+                    return (
+                        "a TorchScript model, as fashion-lightning-export writes; the .json file beside it "
+                        "names the checkpoint it came from"
+                    )
+    except (OSError, zipfile.BadZipFile):
+        pass  # torch.load says what is wrong
     return None
 
 

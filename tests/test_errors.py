@@ -179,7 +179,7 @@ def write_torchscript(path: Path) -> None:
     ("write", "reason"),
     [
         (lambda path: path.write_bytes(b""), "an empty file (0 bytes)"),
-        (lambda path: path.write_text("epoch: 3\n"), "not the zip archive that torch.save writes"),
+        (lambda path: path.write_text("epoch: 3\n"), "not a file that torch.save writes"),
         (write_torchscript, "a TorchScript model, as fashion-lightning-export writes; the .json file"),
     ],
     ids=["empty", "text", "TorchScript model"],

@@ -356,3 +356,17 @@ def test_the_cli_reads_a_checkpoints_settings_without_its_weights(tmp_path):
     checkpoint = read_checkpoint(path)
     assert bytes_read() - before < 1_000_000
     assert torch.equal(checkpoint["state_dict"]["w"], weights), "the weights are there when used"
+
+
+def test_a_checkpoint_in_torchs_format_before_1_6_is_read(tmp_path):
+    """Not a zip archive, so it cannot be memory-mapped: it is read whole."""
+    path = tmp_path / "legacy.ckpt"
+    saved = {
+        "state_dict": {"w": torch.ones(3)},
+        "epoch": 4,
+        "global_step": 40,
+        "pytorch-lightning_version": "1",
+    }
+    torch.save(saved, path, _use_new_zipfile_serialization=False)
+    checkpoint = read_checkpoint(path)
+    assert checkpoint["epoch"] == 4 and torch.equal(checkpoint["state_dict"]["w"], torch.ones(3))
