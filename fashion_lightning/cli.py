@@ -30,7 +30,7 @@ from fashion_lightning.config_files import check_syntax, config_files, name_the_
 from fashion_lightning.cpu_precision import precision_for_this_cpu
 from fashion_lightning.data import DataError, ImageDataModule
 from fashion_lightning.errors import ConfigError, exit_with, from_worker
-from fashion_lightning.graceful_stop import GracefulStop, Stopped, stop_at_once
+from fashion_lightning.graceful_stop import GracefulStop, Interrupted, Stopped, stop_at_once
 from fashion_lightning.model_checkpoint import RunCheckpoint
 from fashion_lightning.models import ImageClassifier
 from fashion_lightning.models.classifier import NonFiniteLossError
@@ -51,9 +51,6 @@ from fashion_lightning.viz.callback import PictureLogger
 warnings.filterwarnings("ignore", message="Couldn't infer the batch indices fetched from your dataloader")
 # weight averaging builds the net by calling configure_model early; ours builds a whole (unsharded) net anyway
 warnings.filterwarnings("ignore", message="You're using the WeightAveraging callback with a model that")
-# test, validate and predict leave out the checkpoint and averaging callbacks on purpose (they write
-# nothing there); Lightning would ask for them back because the checkpoint holds their state
-warnings.filterwarnings("ignore", message="Be aware that when using `ckpt_path`, callbacks used to create")
 
 
 class FashionLightningCLI(LightningCLI):
@@ -243,6 +240,12 @@ class FashionLightningCLI(LightningCLI):
             # any, as Lightning itself refuses them with checkpointing off; outside fit they write nothing,
             # and reading their state from the checkpoint only warned that its folder was another
             unused += (Checkpoint,)
+        if self.subcommand in ("validate", "test", "predict"):
+            # left out on purpose, with the averaging callback: Lightning would ask for them back, as the
+            # checkpoint holds their state
+            warnings.filterwarnings(
+                "ignore", message="Be aware that when using `ckpt_path`, callbacks used to"
+            )
         if self.subcommand in ("fit", None):
             self._add_weight_averaging(trainer)
         else:  # a checkpoint's weights are the averaged ones already; the callback would only warn
@@ -263,9 +266,11 @@ class FashionLightningCLI(LightningCLI):
 
     @staticmethod
     def _without_validation(trainer: Trainer) -> None:
-        """``data.val_size=0``: nothing is validated, so a checkpoint kept by a validation score would
-        only warn at every epoch that it has none. Said once, here, instead."""
-        monitors = [c for c in trainer.checkpoint_callbacks if getattr(c, "monitor", None)]
+        """``data.val_size=0``: nothing is validated, so a checkpoint kept by a validation score (``val/``)
+        would only warn at every epoch that it has none. Said once, here, instead."""
+        monitors = [
+            c for c in trainer.checkpoint_callbacks if str(getattr(c, "monitor", "")).startswith("val/")
+        ]
         trainer.callbacks[:] = [c for c in trainer.callbacks if c not in monitors]
         if monitors and trainer.is_global_zero:
             print(
@@ -352,7 +357,7 @@ def main(args: list[str] | None = None) -> None:
     previous = signal.signal(signal.SIGTERM, stop_at_once) if handles_signals else None
     try:
         FashionLightningCLI(args=args)
-    except Stopped as stop:
+    except (Stopped, Interrupted) as stop:
         print(f"\n{stop}", file=sys.stderr)
         sys.exit(128 + stop.signum)
     except Exception as err:

@@ -13,29 +13,35 @@ from fashion_lightning.runs import CHECKPOINTS, LAST
 
 
 class Stopped(Exception):
-    """A command stopped by a signal: a fit after saving ``checkpoint``, or anything before that."""
+    """A fit stopped by a signal, after saving ``checkpoint``."""
 
-    def __init__(self, signum: int, step: int | None = None, checkpoint: Path | None = None) -> None:
+    def __init__(self, signum: int, step: int, checkpoint: Path) -> None:
         self.signum, self.step, self.checkpoint = signum, step, checkpoint
         name = signal.Signals(signum).name
-        if checkpoint is None:
-            super().__init__(f"{name} received: stopped before anything was saved")
-        else:
-            super().__init__(
-                f"{name} received: stopped after step {step} and saved {checkpoint}. "
-                "Resume with --ckpt_path last (same config)."
-            )
+        super().__init__(
+            f"{name} received: stopped after step {step} and saved {checkpoint}. "
+            "Resume with --ckpt_path last (same config)."
+        )
+
+
+class Interrupted(BaseException):
+    """A command stopped by SIGTERM where it stood. A ``BaseException``, as ``KeyboardInterrupt`` is, so
+    that no ``except Exception`` on the way takes it for another error (a damaged file) or drops it."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"{signal.Signals(signum).name} received: stopped")
 
 
 def stop_at_once(signum: int, frame) -> None:
-    """SIGTERM's handler until ``GracefulStop`` takes over at a fit's first step: an exception, as
+    """SIGTERM's handler outside a fit's steps, where ``GracefulStop``'s takes over: an exception, as
     Ctrl+C's, so that what was begun is cleaned up (the default kills the process where it stands,
     which left a new run folder holding only its lock while an image folder was being decoded)."""
-    if multiprocessing.parent_process() is not None:  # a DataLoader worker, forked with this handler
+    if multiprocessing.parent_process() is not None:  # a process forked from this one (a DDP rank)
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
         return
-    raise Stopped(signum)
+    raise Interrupted(signum)
 
 
 class GracefulStop(Callback):
