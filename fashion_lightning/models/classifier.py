@@ -5,7 +5,9 @@ from __future__ import annotations
 import copy
 import math
 import re
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -141,9 +143,10 @@ class ImageClassifier(LightningModule):
                 f"model.net: {err}. A net takes (in_channels, image_size, num_classes) as its first "
                 "three arguments (fashion_lightning/models/nets.py)"
             ) from None
-        except ConfigError:
-            raise
-        except ValueError as err:  # torch's own checks of a layer's settings, e.g. a dropout of 1.5
+        except ValueError as err:
+            if not _raised_by_torch(err):  # a net's own mistake: a bug to see with its traceback
+                raise
+            # torch's own check of a layer's setting, e.g. a dropout of 1.5
             raise ConfigError(f"model.net: {err}; fix model.net.init_args in the config") from None
         name = type(net).__name__
         if not any(parameter.requires_grad for parameter in net.parameters()):
@@ -367,3 +370,8 @@ class ImageClassifier(LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": interval, "monitor": "val/loss"},
         }
+
+
+def _raised_by_torch(err: Exception) -> bool:
+    frames = traceback.extract_tb(err.__traceback__)
+    return bool(frames) and Path(frames[-1].filename).is_relative_to(Path(torch.__file__).parent)
