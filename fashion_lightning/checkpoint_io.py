@@ -36,14 +36,14 @@ def disk_full(err: OSError, path: str | Path, needed: int | None = None) -> Disk
     path = Path(path)
     folder, what = (path, "") if path.is_dir() else (path.parent, f" to write {path.name}")
     free = shutil.disk_usage(folder).free if folder.exists() else 0
-    need = f", about {_size(needed)} needed" if needed else ""
+    need = f", about {readable_size(needed)} needed" if needed else ""
     return DiskFullError(
-        f"no space left in {folder}{what} ({_size(free)} free{need}; {os.strerror(err.errno)}): "
+        f"no space left in {folder}{what} ({readable_size(free)} free{need}; {os.strerror(err.errno)}): "
         "free some space there and run the command again (a fit goes on with --ckpt_path last)"
     )
 
 
-def _size(count: int) -> str:
+def readable_size(count: int) -> str:
     return f"{count / 2**20:.1f} MB" if count >= 2**20 else f"{count // 1024} KB"
 
 

@@ -10,7 +10,6 @@ is not cached: ``load`` gives ``ImageFiles``, which the data module streams from
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import math
@@ -28,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets.folder import find_classes
 from torchvision.transforms.v2.functional import pil_to_tensor
 
-from fashion_lightning.checkpoint_io import DiskFullError, disk_full, replaced_whole
+from fashion_lightning.checkpoint_io import DiskFullError, readable_size, replaced_whole
 from fashion_lightning.data.photos import find_images, fit_image, read_image
 from fashion_lightning.data.source import DataError, ImageSource, LabelledImages
 from fashion_lightning.errors import ConfigError
@@ -412,11 +411,14 @@ def _not_written(err: OSError | RuntimeError, path: Path, cache: dict) -> Except
             "choose a writable folder with data.source.cache_dir"
         )
     needed = sum(value.nbytes for value in cache.values() if isinstance(value, torch.Tensor))
-    if not isinstance(err, DiskFullError):
-        if shutil.disk_usage(path.parent).free >= needed:
-            return err
-        err = disk_full(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), path, needed)
-    return DataError(f"{err}, or give data.source.cache_dir a folder with room")
+    free = shutil.disk_usage(path.parent).free
+    if not isinstance(err, DiskFullError) and free >= needed + 2**20:
+        return err  # not for lack of space: a bug to report
+    need = f", about {readable_size(needed)} needed" if needed >= 2**20 else ""
+    return DataError(
+        f"no space left in {path.parent} to write {path.name} ({readable_size(free)} free{need}): free "
+        "some space there, or give data.source.cache_dir a folder with room"
+    )
 
 
 def _read_cache(path: Path) -> dict | None:
