@@ -380,6 +380,7 @@ def test_edge_filters_on_an_image_file_of_any_size_and_mode(tmp_path, capsys):
         (["curves", "--logdir={tmp}"], "no TensorBoard event files in"),
         (["edge-filters", "--image={tmp}/tiny.png"], "is 4x4 pixels; give an image of at least 8 pixels"),
         (["batch", "--out={tmp}/batch.jpg"], "--out {tmp}/batch.jpg: the pictures are PNG files"),
+        (["photo", "--image={tmp}/tiny.png", "--out={tmp}/tiny.png"], "--out {tmp}/tiny.png is the image it"),
     ],
     ids=lambda value: (
         "-".join(arg.split("=")[0].lstrip("-") for arg in value) if isinstance(value, list) else ""
@@ -394,7 +395,7 @@ def test_bad_input_gets_a_clear_message(command, message, tmp_path, tiny_data):
     # a later --config or --out in `command` wins over these
     data = (
         []
-        if command[0] == "curves"
+        if command[0] in ("curves", "photo")
         else [f"--config={tiny_fashion_config(tmp_path / 'tiny.yaml', tiny_data)}"]
     )
     with pytest.raises(SystemExit) as exit_info:
@@ -402,6 +403,7 @@ def test_bad_input_gets_a_clear_message(command, message, tmp_path, tiny_data):
     assert str(exit_info.value).startswith("error: ")
     assert message.format(tmp=tmp_path) in str(exit_info.value)
     assert not (tmp_path / "out.png").exists()
+    assert Image.open(tmp_path / "tiny.png").size == (4, 4), "an input is never written over"
 
 
 @pytest.mark.parametrize("command", CHECKPOINT_COMMANDS)

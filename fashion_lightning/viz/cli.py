@@ -272,6 +272,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.out.suffix.lower() != ".png":
             raise VizError(f"--out {args.out}: the pictures are PNG files, give a name ending in .png")
+        image = getattr(args, "image", None)
+        if image and args.out.resolve() == Path(image).expanduser().resolve():
+            raise VizError(f"--out {args.out} is the image it shows: give another file name")
         figure = COMMANDS[args.command][0](args)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with replaced_whole(args.out) as partial:
