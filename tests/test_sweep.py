@@ -94,6 +94,18 @@ def test_a_sweep_runs_its_trials_and_reports(tiny_data, tmp_path, space, capsys)
     assert len(load(f"sqlite:///{root / 'study.db'}").trials) == 3
 
 
+def test_text_choices_reach_fit_as_they_are_written(tiny_data, tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text("trainer.gradient_clip_algorithm: {type: categorical, choices: [norm, value]}\n")
+    root = tmp_path / "sweep"
+    sweep(command(tiny_data, root, space, "--trials=2", "--seed=0", epochs=1))
+    study = load(f"sqlite:///{root / 'study.db'}")
+    assert len(study.get_trials(states=FINISHED)) == 2
+    for trial in study.trials:
+        config = yaml.safe_load((Path(trial.user_attrs["run_folder"]) / "config.yaml").read_text())
+        assert config["trainer"]["gradient_clip_algorithm"] == trial.params["trainer.gradient_clip_algorithm"]
+
+
 def test_an_unpromising_trial_is_pruned_and_its_run_folder_says_so(tiny_data, tmp_path):
     """Two trials at a good peak rate, then one at a rate that learns nothing: the median pruner stops
     it at its second validation."""

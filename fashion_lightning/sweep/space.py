@@ -110,5 +110,8 @@ def check_against_study(space: Mapping[str, Dimension], study: optuna.Study, pat
 
 
 def as_arguments(params: Mapping[str, Any]) -> list[str]:
-    """A trial's values as ``fit`` arguments: ``--model.scheduler.init_args.max_lr=0.1``."""
-    return [f"--{key}={json.dumps(value)}" for key, value in params.items()]
+    """A trial's values as ``fit`` arguments: ``--model.scheduler.init_args.max_lr=0.1``; a text as it
+    is (``--trainer.precision=bf16-mixed``: JSON's quotes would become part of it)."""
+    return [
+        f"--{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in params.items()
+    ]
