@@ -92,6 +92,7 @@ def export(
     sidecar = sidecar_path(out)
     shape = ", ".join(map(str, contract.shape))
     description = {
+        "format": kind,
         "class_names": names,
         "input": f"float32 [N, {shape}], pixels in [0, 1]",
         "test_time_augmentation": dataclasses.asdict(tta),
@@ -107,6 +108,21 @@ def sidecar_path(out: Path) -> Path:
     """The input contract's JSON beside an exported model: ``model.onnx`` -> ``model.onnx.json``, so that
     an ONNX and a TorchScript export in one folder each keep their own."""
     return out.with_name(out.name + ".json")
+
+
+SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
+
+
+def chosen_format(given: str | None, out: Path | None) -> str:
+    """``--format``, or the one ``--out``'s suffix names; refused if the two disagree, as a file named
+    model.pt holding ONNX would fail where it is loaded."""
+    named = {suffix: name for name, suffix in SUFFIXES.items()}.get(out.suffix.lower()) if out else None
+    if given and named and given != named:
+        raise ConfigError(
+            f"--out {out} names a {named} file but --format is {given}: give --out with {SUFFIXES[given]}, "
+            f"or --format {named}"
+        )
+    return given or named or "onnx"
 
 
 def checked_out(out: Path, checkpoint: Path) -> Path:
@@ -134,7 +150,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--ckpt_path", required=True, help="a .ckpt file, or best/last with --root")
     parser.add_argument("--root", help="for best/last: the folder of the run folders, e.g. runs/fast")
-    parser.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    parser.add_argument(
+        "--format",
+        choices=list(SUFFIXES),
+        help="default: the one --out's suffix names (.onnx, .pt), else onnx",
+    )
     parser.add_argument(
         "--out",
         type=Path,
@@ -154,10 +174,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         tta = TestTimeAugmentation(hflip=args.tta_hflip, shifts=args.tta_shifts)
+        format_ = chosen_format(args.format, args.out)
         model, path = load_classifier(args.ckpt_path, args.root)
         folder = run_folder(path) or path.parent  # a checkpoint outside a run folder: beside it
-        out = checked_out(args.out or folder / ("model.onnx" if args.format == "onnx" else "model.pt"), path)
-        sidecar = export(model, args.format, out, tta, checkpoint=path)
+        out = checked_out(args.out or folder / f"model{SUFFIXES[format_]}", path)
+        sidecar = export(model, format_, out, tta, checkpoint=path)
     except (CheckpointError, ConfigError, DiskFullError, ImportError, OSError) as err:
         exit_with(explained(err, args.out) if isinstance(err, OSError) else err, args.verbose)
     print(f"{out}\n{sidecar}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,17 @@ def test_an_export_overwrites_an_earlier_export_and_no_other_file(checkpoint, tm
     with pytest.raises(SystemExit, match=refusal):
         export([f"--ckpt_path={checkpoint}", "--format=onnx", f"--out={photo}"])
     assert photo.read_bytes() == b"a photo"
+
+
+def test_the_format_follows_the_out_files_name_and_a_mismatch_is_refused(checkpoint, tmp_path):
+    export([f"--ckpt_path={checkpoint}", f"--out={tmp_path / 'model.pt'}"])  # no --format: TorchScript
+    assert json.loads((tmp_path / "model.pt.json").read_text())["format"] == "torchscript"
+    with warnings.catch_warnings():  # torch.jit is deprecated, but it is the format asked for
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.load(tmp_path / "model.pt")
+    with pytest.raises(SystemExit, match="--out .*model.onnx names a onnx file but --format is torchscript"):
+        export([f"--ckpt_path={checkpoint}", "--format=torchscript", f"--out={tmp_path / 'model.onnx'}"])
+    assert not (tmp_path / "model.onnx").exists()
 
 
 def test_each_export_in_a_folder_keeps_its_own_json(checkpoint, tmp_path):
