@@ -145,6 +145,12 @@ class FashionLightningCLI(LightningCLI):
     def _resolve_ckpt_path(self, config, subcommand: str) -> None:
         """Turn ``last``/``best`` into a file before Lightning reads the checkpoint's hyperparameters."""
         if not config.get("ckpt_path"):
+            if subcommand in ("validate", "test") and config.model.get("input_contract") is None:
+                # the net would be untrained, and would not even know its input (it learns it at fit)
+                raise SystemExit(
+                    f"error: {subcommand} scores a trained model: give --ckpt_path, a .ckpt file or "
+                    f"last/best for the latest run under {self._root_dir(config)}"
+                )
             return
         root = self._root_dir(config)
         path = resolve_checkpoint(config.ckpt_path, root)

@@ -342,6 +342,7 @@ def test_predict_returns_class_probabilities(trained):
         (["--ckpt_path=best"], "no run with checkpoints under"),
         (["--ckpt_path=missing.ckpt"], "checkpoint missing.ckpt does not exist"),
         (["--ckpt_path=."], "checkpoint . is a folder: give a .ckpt file (it holds none) or 'last'/'best'"),
+        ([], "test scores a trained model: give --ckpt_path, a .ckpt file or last/best for the latest run"),
     ],
 )
 def test_missing_checkpoints_end_with_a_clear_message(extra, message, tiny_data, tmp_path):
