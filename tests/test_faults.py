@@ -264,12 +264,12 @@ def test_a_full_disk_under_tensorboards_event_file_is_one_line(tiny_data, tmp_pa
 def test_sigterm_while_an_image_folder_is_decoded_stops_in_one_line_and_leaves_no_run(tmp_path):
     """Before the first step there is nothing to save: the command ends as Ctrl+C would, and the run
     folder made for it goes (the signal's default action killed the process, leaving it behind)."""
-    root = write_shapes(tmp_path / "photos", per_class=300)  # a few seconds of decoding
+    root = write_shapes(tmp_path / "photos", per_class=600)  # seconds of decoding, in this process
     command = [str(Path(sys.executable).parent / "fashion-lightning"), "fit", *SETTINGS]
     command += [f"--data.source={ImageFolder.__module__}.ImageFolder", f"--data.source.root={root}"]
     command += [
         "--data.source.size=28",
-        "--data.source.workers=1",
+        "--data.source.workers=0",
         f"--trainer.default_root_dir={tmp_path / 'runs'}",
     ]
     command += [f"--data.source.cache_dir={tmp_path / 'cache'}"]
