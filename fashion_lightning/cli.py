@@ -8,10 +8,10 @@ import os
 import signal
 import sys
 import threading
-import traceback
 import warnings
 from pathlib import Path
 
+import lightning
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import Checkpoint, WeightAveraging
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -29,7 +29,7 @@ from fashion_lightning.checkpoint_io import (
 from fashion_lightning.config_files import check_syntax, config_files, name_the_file
 from fashion_lightning.cpu_precision import precision_for_this_cpu
 from fashion_lightning.data import DataError, ImageDataModule
-from fashion_lightning.errors import ConfigError, exit_with, from_worker
+from fashion_lightning.errors import ConfigError, exit_with, from_worker, raised_inside
 from fashion_lightning.graceful_stop import GracefulStop, Interrupted, Stopped, stop_at_once
 from fashion_lightning.model_checkpoint import RunCheckpoint
 from fashion_lightning.models import ImageClassifier
@@ -374,7 +374,7 @@ def main(args: list[str] | None = None) -> None:
             )
         if isinstance(err, OSError):  # a full disk writing an event file, config.yaml, a picture
             err = explained(err, RunLock.latest or os.getcwd())
-        if isinstance(err, ValueError) and _raised_by_lightning(err):  # a flag it checks as it runs
+        if isinstance(err, ValueError) and raised_inside(err, lightning):  # a flag it checks as it runs
             err = ConfigError(f"trainer: {' '.join(str(err).split())}")
         if isinstance(err, RuntimeError) and "conditioned on metric" in str(err):  # EarlyStopping's monitor
             err = ConfigError(f"trainer.callbacks: {' '.join(str(err).split())}")
@@ -398,11 +398,6 @@ def _quiet_full_disk(args: threading.ExceptHookArgs) -> None:
     thread meets the same error at its next write and reports it in one line."""
     if not (isinstance(args.exc_value, OSError) and args.exc_value.errno in DISK_FULL):
         threading.__excepthook__(args)
-
-
-def _raised_by_lightning(err: Exception) -> bool:
-    frames = traceback.extract_tb(err.__traceback__)
-    return bool(frames) and f"{os.sep}lightning{os.sep}" in frames[-1].filename
 
 
 def _is_checkpoint_mismatch(err: Exception) -> bool:

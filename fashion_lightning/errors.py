@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
+from pathlib import Path
+from types import ModuleType
 from typing import NoReturn
 
 
@@ -31,3 +34,9 @@ def from_worker(err: Exception) -> Exception:
         return type(err)(last.split(": ", 1)[1] if ": " in last else last)
     except TypeError:  # an error made of more than its message: as it came
         return err
+
+
+def raised_inside(err: Exception, package: ModuleType) -> bool:
+    """Whether ``err`` was raised in ``package``'s own code (its check of a setting, say)."""
+    frames = traceback.extract_tb(err.__traceback__)
+    return bool(frames) and Path(frames[-1].filename).is_relative_to(Path(package.__file__).parent)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import re
-import traceback
 from collections.abc import Callable
-from pathlib import Path
 from typing import Literal
 
 import torch
@@ -19,7 +17,7 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 
 from fashion_lightning.data.contract import InputContract
-from fashion_lightning.errors import ConfigError
+from fashion_lightning.errors import ConfigError, raised_inside
 from fashion_lightning.models.metrics import (
     CONFUSION_MATRIX,
     class_accuracy_table,
@@ -144,7 +142,7 @@ class ImageClassifier(LightningModule):
                 "three arguments (fashion_lightning/models/nets.py)"
             ) from None
         except ValueError as err:
-            if not _raised_by_torch(err):  # a net's own mistake: a bug to see with its traceback
+            if not raised_inside(err, torch):  # a net's own mistake: a bug to see with its traceback
                 raise
             # torch's own check of a layer's setting, e.g. a dropout of 1.5
             raise ConfigError(f"model.net: {err}; fix model.net.init_args in the config") from None
@@ -370,8 +368,3 @@ class ImageClassifier(LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": interval, "monitor": "val/loss"},
         }
-
-
-def _raised_by_torch(err: Exception) -> bool:
-    frames = traceback.extract_tb(err.__traceback__)
-    return bool(frames) and Path(frames[-1].filename).is_relative_to(Path(torch.__file__).parent)
