@@ -116,9 +116,9 @@ LIGHTNING_KEYS = ("state_dict", "epoch", "global_step", "pytorch-lightning_versi
 def read_checkpoint(path: Path) -> dict:
     """The checkpoint, memory-mapped: the CLI reads only its settings before Lightning loads it whole,
     so a large checkpoint's weights are not read from disk once more for that."""
-    what = _what_else(path)
+    zipped = zipfile.is_zipfile(path)  # torch.save's format since torch 1.6; the older cannot be mapped
+    what = _what_else(path, zipped)
     if what is None:
-        zipped = zipfile.is_zipfile(path)  # torch.save's format since torch 1.6; the older cannot be mapped
         try:
             checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
         except Exception as err:  # torch raises many kinds for a damaged file
@@ -137,13 +137,13 @@ def read_checkpoint(path: Path) -> dict:
     return checkpoint
 
 
-def _what_else(path: Path) -> str | None:
+def _what_else(path: Path, zipped: bool) -> str | None:
     """What the file is if it cannot be a checkpoint, in plain words: torch's would give advice on
     ``weights_only`` for a TorchScript model (after a warning)."""
     try:
         if path.stat().st_size == 0:
             return "an empty file (0 bytes)"
-        if zipfile.is_zipfile(path):
+        if zipped:
             with zipfile.ZipFile(path) as archive:
                 if any(name.endswith("/constants.pkl") for name in archive.namelist()):
                     return (
