@@ -246,7 +246,7 @@ class ImageDataModule(LightningDataModule):
         resuming = self.trainer is not None and self.trainer.state.fn == TrainerFn.FITTING
         if resuming and saved is not None:
             now = self._validation_split()
-            if any(now[key] != value for key, value in saved.items()):  # an older checkpoint has no digest
+            if any(now.get(key) != value for key, value in saved.items()):  # either may lack a digest
                 counted = ("images", "of", "split_seed")
                 same = all(now[key] == saved.get(key) for key in counted)
                 other = " but other images (the training images changed)" if same else ""
