@@ -321,6 +321,23 @@ def test_test_and_predict_of_a_checkpoint_elsewhere_make_no_stray_folders(
     assert not [w for w in said if "dirpath has changed" in w], "no checkpoint callback outside fit"
 
 
+def test_validate_and_test_of_a_checkpoint_log_at_its_step_in_the_runs_curves(tiny_data, tmp_path):
+    root = tmp_path / "runs"
+    cli("fit", "baseline", tiny_data, root, "--trainer.max_epochs=2")
+    trained = scalars(root / "version_0")
+    fitted = {tag: [(e.step, e.value) for e in trained.Scalars(tag)] for tag in ("val/acc_best", "hp_metric")}
+    cli("validate", "baseline", tiny_data, root, "--ckpt_path=best")
+    cli("test", "baseline", tiny_data, root, "--ckpt_path=last")
+    events = scalars(root / "version_0")
+    # at the checkpoints' step (20, the end of the fit), beside their scores while training: not at
+    # step 0, left of the whole training curve
+    assert [e.step for e in events.Scalars("val/acc")] == [9, 19, 20]
+    assert [e.step for e in events.Scalars("test/acc")] == [20]
+    # validating one checkpoint finds no best over epochs: the run's best and its HParams entry stay
+    for tag, values in fitted.items():
+        assert [(e.step, e.value) for e in events.Scalars(tag)] == values, tag
+
+
 def test_bf16_mixed_precision_trains(tiny_data, tmp_path):
     run = cli(
         "fit", "dropout", tiny_data, tmp_path, "--trainer.fast_dev_run=true", "--trainer.precision=bf16-mixed"

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 
@@ -272,6 +273,8 @@ class ImageClassifier(LightningModule):
         results = self._log_stage(self.val_metrics, self.val_loss)
         if self.trainer.sanity_checking:
             return
+        if self.trainer.state.fn != TrainerFn.FITTING:
+            return  # a validate run scores one checkpoint: no best over epochs, no run to list
         self.val_acc_best.update(results["val/acc"])
         best = self.val_acc_best.compute()
         self._log_computed({"val/acc_best": best, "hp_metric": best})
@@ -319,6 +322,10 @@ class ImageClassifier(LightningModule):
     def _log_computed(self, values: dict[str, torch.Tensor]) -> None:
         # torchmetrics' compute() has already gathered every rank's data, so under DDP sync_dist only
         # averages identical copies; it keeps the values correct and Lightning from warning.
+        if self.trainer.state.fn != TrainerFn.FITTING and self.checkpoint_position is not None:
+            # test/validate of a checkpoint log into its run's curves at its place, not at step 0
+            epoch, step = self.checkpoint_position
+            values = {**values, "epoch": float(epoch), "step": float(step)}
         self.log_dict(values, sync_dist=True)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
