@@ -61,6 +61,14 @@ def fit(tiny_data: Path, root: Path, *extra: str) -> None:
             [*ONE_CYCLE, "--model.scheduler.max_lr=0.05", "--model.scheduler.pct_start=2"],
             "model.scheduler: Expected float between 0 and 1 pct_start, but got 2",
         ),
+        (
+            ["--data.augment.crop_padding=28"],
+            "data.augment.crop_padding=28 can move 28x28 images wholly out of view: give fewer pixels",
+        ),
+        (
+            ["--model.test_time_augmentation.shifts=30"],
+            "test_time_augmentation.shifts=30 moves 28x28 images wholly out of view: give fewer pixels",
+        ),
     ],
     ids=[
         "batch size 0",
@@ -70,6 +78,8 @@ def fit(tiny_data: Path, root: Path, *extra: str) -> None:
         "dropout over 1",
         "negative peak rate",
         "warm-up share over 1",
+        "training moves larger than the image",
+        "test-time moves larger than the image",
     ],
 )
 def test_a_bad_setting_gets_one_clear_line(extra, message, tiny_data, tmp_path, capsys):

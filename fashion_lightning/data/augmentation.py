@@ -41,6 +41,14 @@ class Augmentation:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"data.augment.{name} must be between 0 and 1, got {getattr(self, name)}")
 
+    def check_fits(self, image_size: tuple[int, int]) -> None:
+        """Refuse crops that can miss the image entirely: black images would train as their class."""
+        if self.crop_padding >= min(image_size):
+            raise ConfigError(
+                f"data.augment.crop_padding={self.crop_padding} can move {image_size[0]}x{image_size[1]} "
+                f"images wholly out of view: give fewer pixels than {min(image_size)} (best.yaml moves 2)"
+            )
+
     @property
     def enabled(self) -> bool:
         return self.crop_padding > 0 or self.hflip or self.erase_prob > 0 or self.shadow_prob > 0

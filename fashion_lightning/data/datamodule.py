@@ -106,6 +106,7 @@ class ImageDataModule(LightningDataModule):
             self.val_set, self.train_set = images.subset(order[:val_size]), images.subset(order[val_size:])
             _check_every_class_trains(images, self.train_set)
             self.input_contract = self._measure(self.train_set)
+            self.augment.check_fits(self.input_contract.size)
         if stage in ("test", "predict") and self.test_set is None and not self._predicting_photos():
             self.test_set = self.source.load(train=False)
         if stage == "predict" and self.predict_set is None:

@@ -121,6 +121,7 @@ class ImageClassifier(LightningModule):
 
     def _build(self, contract: InputContract) -> None:
         """The net, the normalisation and the per-class metrics, for images as ``contract`` describes."""
+        self.test_time_augmentation.check_fits(contract.size)
         self.input_contract = contract
         self.hparams["input_contract"] = contract.to_dict()  # into the checkpoint, as plain values
         self.net = self._checked_net(contract).to(memory_format=self.memory_format)

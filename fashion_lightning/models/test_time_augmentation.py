@@ -34,6 +34,14 @@ class TestTimeAugmentation:
         if self.shifts < 0:
             raise ConfigError(f"test_time_augmentation.shifts must be 0 or more pixels, got {self.shifts}")
 
+    def check_fits(self, image_size: tuple[int, int]) -> None:
+        """Refuse moves that take the whole image out of view: those copies would all be black."""
+        if self.shifts >= min(image_size):
+            raise ConfigError(
+                f"test_time_augmentation.shifts={self.shifts} moves {image_size[0]}x{image_size[1]} images "
+                f"wholly out of view: give fewer pixels than {min(image_size)} (best.yaml moves 1)"
+            )
+
     @property
     def views(self) -> int:
         """How many times each image is classified: each view costs one more forward pass."""
