@@ -6,11 +6,14 @@ import functools
 import hashlib
 import http.server
 import os
+import re
 import threading
 
 import numpy as np
 import pytest
 import torch
+from lightning.pytorch import Trainer
+from lightning.pytorch.trainer.states import TrainerFn
 from tiny_idx import FILES, LABEL_MAGIC, idx_bytes, write_tiny_idx
 from torchvision import datasets
 
@@ -24,6 +27,7 @@ from fashion_lightning.data import (
     LabelledImages,
 )
 from fashion_lightning.data.fashion_mnist_copies import ENV_VAR
+from fashion_lightning.errors import ConfigError
 
 
 def make_datamodule(root, source=FashionMNIST, **kwargs) -> ImageDataModule:
@@ -215,6 +219,20 @@ def test_a_sources_own_streamed_split_is_saved_in_a_checkpoint():
     data = ImageDataModule(StreamedSource(), val_size=10)
     data.setup("fit")
     assert data.state_dict()["validation_split"] == {"images": 10, "of": 100, "split_seed": 0}
+
+
+def test_a_checkpoints_split_digest_that_this_run_cannot_make_is_refused_as_another_split():
+    """A checkpoint that names its validation images, resumed on a split that cannot name its own (the
+    source now streams them): which images validation held cannot be checked, so it is not trusted."""
+    data = ImageDataModule(StreamedSource(), val_size=10)
+    data.trainer = Trainer(logger=False, enable_checkpointing=False)
+    data.trainer.state.fn = TrainerFn.FITTING
+    data.setup("fit")
+    saved = {"images": 10, "of": 100, "split_seed": 0, "digest": "0123456789abcdef"}
+    with pytest.raises(
+        ConfigError, match=re.escape("hold out 10 of 100 images (split_seed 0) but other images")
+    ):
+        data.load_state_dict({"validation_split": saved})
 
 
 def test_a_truncated_idx_file_is_named(tiny_data):
