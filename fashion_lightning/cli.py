@@ -242,11 +242,12 @@ class FashionLightningCLI(LightningCLI):
             )
             raise ConfigError(f"trainer: {' '.join(str(err).split())}{hint}") from None
         unused = (PredictionWriter,) if self.subcommand not in ("predict", None) else ()
-        if not checkpointing or self.subcommand in ("validate", "test", "predict"):
+        evaluates = self.subcommand in ("validate", "test", "predict")
+        if not checkpointing or evaluates:
             # any, as Lightning itself refuses them with checkpointing off; outside fit they write nothing,
             # and reading their state from the checkpoint only warned that its folder was another
             unused += (Checkpoint,)
-        if self.subcommand in ("validate", "test", "predict"):
+        if evaluates:
             # left out on purpose, with the averaging callback: Lightning would ask for them back, as the
             # checkpoint holds their state
             warnings.filterwarnings(
