@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from fashion_lightning.errors import ConfigError
@@ -31,7 +32,12 @@ def explained(err: OSError, path: str | Path | None) -> Exception:
     return disk_full(err, where) if err.errno in DISK_FULL and where else err
 
 
-def disk_full(err: OSError, path: str | Path, needed: int | None = None) -> DiskFullError:
+RUN_AGAIN = "free some space there and run the command again (a fit goes on with --ckpt_path last)"
+
+
+def disk_full(
+    err: OSError, path: str | Path, needed: int | None = None, remedy: str = RUN_AGAIN
+) -> DiskFullError:
     """``path``: the file that could not be written, or the folder it was in."""
     path = Path(path)
     folder, what = (path, "") if path.is_dir() else (path.parent, f" to write {path.name}")
@@ -39,7 +45,7 @@ def disk_full(err: OSError, path: str | Path, needed: int | None = None) -> Disk
     need = f", about {readable_size(needed)} needed" if needed else ""
     return DiskFullError(
         f"no space left in {folder}{what} ({readable_size(free)} free{need}; {os.strerror(err.errno)}): "
-        "free some space there and run the command again (a fit goes on with --ckpt_path last)"
+        + remedy
     )
 
 
@@ -48,11 +54,12 @@ def readable_size(count: int) -> str:
 
 
 @contextmanager
-def replaced_whole(path: Path) -> Iterator[Path]:
+def replaced_whole(path: Path, needed: int | None = None, remedy: str = RUN_AGAIN) -> Iterator[Path]:
     """Yields a path beside ``path`` to write to. On success the file's bytes are flushed to disk, it is
     renamed to ``path`` (one atomic step on one file system) and the rename is flushed too, so a reader
     or a resumed run sees the old file or the new one, also after a power cut. On failure the partial
-    file is removed; a full disk is a ``DiskFullError``."""
+    file is removed; a full disk is a ``DiskFullError`` that says how much is ``needed`` (else the
+    size of the file replaced) and the ``remedy``."""
     partial = path.with_name(f".{path.name}.partial")
     try:
         yield partial
@@ -62,8 +69,41 @@ def replaced_whole(path: Path) -> Iterator[Path]:
     except BaseException as err:
         partial.unlink(missing_ok=True)
         if isinstance(err, OSError) and err.errno in DISK_FULL:
-            raise disk_full(err, path, needed=path.stat().st_size if path.exists() else None) from None
+            if needed is None and path.exists():
+                needed = path.stat().st_size
+            raise disk_full(err, path, needed, remedy) from None
         raise
+
+
+def torch_save_whole(content: Any, path: Path, needed: int | None = None, remedy: str = RUN_AGAIN) -> None:
+    """``torch.save`` through ``replaced_whole``. torch's own writer tells a failed write only as a
+    short one ("unexpected pos"); written through a Python file, the write's own error (a full disk, a
+    quota, a file size limit) is kept and raised instead."""
+    with replaced_whole(path, needed, remedy) as partial, partial.open("wb") as file:
+        kept = _KeptWriteError(file)
+        try:
+            torch.save(content, kept)
+        except RuntimeError:
+            if kept.error is None:
+                raise
+            raise kept.error from None
+
+
+class _KeptWriteError:
+    """A file for ``torch.save`` that keeps the ``OSError`` of a failed write, which torch drops."""
+
+    def __init__(self, file) -> None:
+        self.file, self.error = file, None
+
+    def write(self, data) -> int:
+        try:
+            return self.file.write(data)
+        except OSError as err:
+            self.error = err
+            raise
+
+    def flush(self) -> None:
+        self.file.flush()
 
 
 def write_whole(path: Path, content: bytes) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -232,6 +233,32 @@ def test_a_full_disk_under_an_image_folders_cache_is_one_line(tmp_path):
     finally:
         unmounted = subprocess.run(["umount", str(disk)], capture_output=True)
     assert unmounted.returncode == 0, "nor held open: the error keeps no removed file's space in use"
+
+
+def test_a_cache_write_that_fails_for_another_reason_is_named_with_it(tmp_path):
+    """Any reason a write fails, not only a full disk: here a file size limit (EFBIG), as a quota's
+    EDQUOT would be. torch's writer tells none of them; the message gives the system's own words."""
+    root = write_shapes(tmp_path / "photos")
+    cache = tmp_path / "cache"
+    limited = f"""
+import resource, signal
+from fashion_lightning.data import DataError, ImageFolder
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, 16 * 1024))
+try:
+    ImageFolder({str(root)!r}, size=16, cache_dir={str(cache)!r}, workers=0).load(train=True)
+except DataError as err:
+    print(err)
+"""
+    done = subprocess.run([sys.executable, "-c", limited], capture_output=True, text=True, timeout=120)
+    said = done.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(
+        rf"cannot write the decoded images to {re.escape(str(cache))}/\S+\.pt \(File too large\); "
+        r"choose a writable folder with data.source.cache_dir",
+        said,
+    ), (said, done.stderr[-2000:])
+    assert "Traceback" not in done.stderr
+    assert list(cache.iterdir()) == [], "nothing half-written is left"
 
 
 def test_a_run_whose_last_checkpoint_was_never_written_resumes_from_its_newest(tiny_data, tmp_path, capsys):

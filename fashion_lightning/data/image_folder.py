@@ -15,7 +15,6 @@ import json
 import math
 import os
 import re
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets.folder import find_classes
 from torchvision.transforms.v2.functional import pil_to_tensor
 
-from fashion_lightning.checkpoint_io import DiskFullError, readable_size, replaced_whole
+from fashion_lightning.checkpoint_io import DiskFullError, torch_save_whole
 from fashion_lightning.data.photos import find_images, fit_image, read_image
 from fashion_lightning.data.source import DataError, ImageSource, LabelledImages
 from fashion_lightning.errors import ConfigError
@@ -306,16 +305,23 @@ class ImageFolder(ImageSource):
             return cache
         cache = self._decode(split, streamed)
         cache["fingerprint"] = fingerprint
+        needed = sum(value.nbytes for value in cache.values() if isinstance(value, torch.Tensor))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with replaced_whole(path) as partial:
-                torch.save(cache, partial)
-            return cache
-        except (OSError, RuntimeError) as err:
-            failed = _not_written(err, path, cache)
-        # raised outside the handler, not chained to torch's error: its frames hold torch's writer, and
-        # the writer holds the removed partial file open (its space is not freed while the error lives)
-        raise failed
+            torch_save_whole(
+                cache,
+                path,
+                needed,
+                remedy="free some space there, or give data.source.cache_dir a folder with room",
+            )
+        except DiskFullError as err:
+            raise DataError(str(err)) from None
+        except OSError as err:
+            raise DataError(
+                f"cannot write the decoded images to {path} ({err.strerror or err}); "
+                "choose a writable folder with data.source.cache_dir"
+            ) from None
+        return cache
 
     def _cache_path(self, split: str, streamed: bool) -> Path:
         # one file per folder, split and settings: another setting keeps a file of its own, a changed
@@ -400,25 +406,6 @@ def _gather(batch: list[tuple[int, torch.Tensor | None, str | None]]) -> tuple:
     indices = torch.tensor([index for index, _ in good], dtype=torch.long)
     images = torch.stack([image for _, image in good]) if good and good[0][1] is not None else None
     return indices, images, [(index, error) for index, _, error in batch if error is not None]
-
-
-def _not_written(err: OSError | RuntimeError, path: Path, cache: dict) -> Exception:
-    """The one line for a cache file that could not be written. torch.save's writer reports a full disk
-    as a ``RuntimeError`` of a short write, without the reason: the space left tells it."""
-    if isinstance(err, OSError):
-        return DataError(
-            f"cannot write the decoded images to {path} ({err.strerror or err}); "
-            "choose a writable folder with data.source.cache_dir"
-        )
-    needed = sum(value.nbytes for value in cache.values() if isinstance(value, torch.Tensor))
-    free = shutil.disk_usage(path.parent).free
-    if not isinstance(err, DiskFullError) and free >= needed + 2**20:
-        return err  # not for lack of space: a bug to report
-    need = f", about {readable_size(needed)} needed" if needed >= 2**20 else ""
-    return DataError(
-        f"no space left in {path.parent} to write {path.name} ({readable_size(free)} free{need}): free "
-        "some space there, or give data.source.cache_dir a folder with room"
-    )
 
 
 def _read_cache(path: Path) -> dict | None:
