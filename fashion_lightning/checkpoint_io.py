@@ -1,6 +1,6 @@
-"""Files written so that a crash, a power cut or a full disk never leaves half of one: checkpoints, and
-predict's CSV. The stores people trust most promise the same: a write lands whole or not at all, and
-once it is acknowledged it survives a power cut."""
+"""Files written so that a crash, a power cut or a full disk never leaves half of one: checkpoints, image
+caches, predict's CSV, exports and pictures. The stores people trust most promise the same: a write
+lands whole or not at all, and once it is acknowledged it survives a power cut."""
 
 from __future__ import annotations
 
