@@ -94,6 +94,39 @@ def test_a_sweep_runs_its_trials_and_reports(tiny_data, tmp_path, space, capsys)
     assert len(load(f"sqlite:///{root / 'study.db'}").trials) == 3
 
 
+def test_a_seeded_sweep_resumed_repeats_no_trial_and_is_the_uninterrupted_one(tiny_data, tmp_path, space):
+    """Each trial's values are drawn from (seed, trial number): a resumed seeded sweep does not start
+    the same draws again, and one worker's sweep is the same every time, resumed or not."""
+    resumed, whole = tmp_path / "resumed", tmp_path / "whole"
+    sweep(command(tiny_data, resumed, space, "--trials=2", "--seed=0", epochs=1))
+    sweep(command(tiny_data, resumed, space, "--trials=4", "--seed=0", epochs=1))
+    sweep(command(tiny_data, whole, space, "--trials=4", "--seed=0", epochs=1))
+    params = [trial.params for trial in load(f"sqlite:///{resumed / 'study.db'}").trials]
+    assert len(params) == 4 and len({str(p) for p in params}) == 4, params
+    assert [trial.params for trial in load(f"sqlite:///{whole / 'study.db'}").trials] == params
+
+
+def test_seeded_workers_draw_other_values_before_and_after_tpes_random_start(tmp_path):
+    """Two seeded workers on one study, asking in turn past TPE's ten random startup trials: no two
+    trials alike; one worker alone draws the same values again."""
+
+    def ask_and_tell(studies: list[optuna.Study], trials: int) -> list[dict]:
+        for number in range(trials):
+            study = studies[number % len(studies)]
+            trial = study.ask()
+            rate = trial.suggest_float("rate", 1e-4, 1.0, log=True)
+            study.tell(trial, -abs(rate - 0.1) + 0.01 * trial.suggest_categorical("size", [20, 40]) / 40)
+        return [trial.params for trial in studies[0].trials]
+
+    def opened(name: str) -> optuna.Study:
+        return open_study(f"sqlite:///{tmp_path / name}.db", "study", "maximize", "none", 30, seed=0)
+
+    shared = ask_and_tell([opened("shared"), opened("shared")], 16)
+    assert len({str(params) for params in shared}) == 16, shared
+    alone = ask_and_tell([opened("alone")], 14)
+    assert ask_and_tell([opened("again")], 14) == alone
+
+
 def test_text_choices_reach_fit_as_they_are_written(tiny_data, tmp_path):
     space = tmp_path / "space.yaml"
     space.write_text("trainer.gradient_clip_algorithm: {type: categorical, choices: [norm, value]}\n")

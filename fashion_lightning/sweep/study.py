@@ -7,14 +7,18 @@ import contextlib
 import io
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import optuna
 import yaml
 from lightning.pytorch import LightningModule, Trainer
+from optuna.distributions import BaseDistribution
 from optuna.pruners import HyperbandPruner, MedianPruner, NopPruner
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial, TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -65,9 +69,41 @@ def open_study(
         study_name=name,
         direction=direction,
         pruner=PRUNERS[pruner](),
-        sampler=optuna.samplers.TPESampler(seed=seed),
+        sampler=optuna.samplers.TPESampler() if seed is None else SeededByTrial(seed),
         load_if_exists=True,
     )
+
+
+class SeededByTrial(optuna.samplers.BaseSampler):
+    """Optuna's TPE sampler, seeded afresh for each trial from ``(seed, trial number)``. One
+    ``TPESampler(seed)`` a process would draw the same values again in a resumed sweep and in every
+    worker; the storage numbers trials once across workers, so each trial draws its own, and one
+    worker's sweep is the same every time, resumed or not."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.tpe = optuna.samplers.TPESampler(seed=seed)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        seed = np.random.SeedSequence([self.seed, trial.number]).generate_state(1)[0]
+        self.tpe = optuna.samplers.TPESampler(seed=int(seed))
+        self.tpe.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict:
+        return self.tpe.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial, search_space: dict) -> dict:
+        return self.tpe.sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
+        return self.tpe.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(
+        self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
+    ) -> None:
+        self.tpe.after_trial(study, trial, state, values)
 
 
 class PruneAndRecord(PyTorchLightningPruningCallback):
