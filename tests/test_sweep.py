@@ -166,10 +166,26 @@ def test_a_per_class_metric_is_taken_though_the_checks_one_batch_lacks_the_class
     fixed = [f"--{setting}" for setting in settings(tiny_data)] + ["--data.val_size=1"]
     for name in ("T-shirt/top", "Trouser"):  # one validation image: at most one of the two is in it
         objective = Objective([FAST], fixed, space, f"val/class_acc/{name}", True, tmp_path / "sweep")
-        objective.check({key: 0.01}, {key: 0.1}, tmp_path / name.replace("/", "_"))
+        objective.check([{key: 0.01}, {key: 0.1}], tmp_path / name.replace("/", "_"))
     unknown = Objective([FAST], fixed, space, "val/class_acc/Unicorn", True, tmp_path / "sweep")
     with pytest.raises(ConfigError, match="val/class_acc/Unicorn is never logged"):
-        unknown.check({key: 0.01}, {key: 0.1}, tmp_path / "unicorn")
+        unknown.check([{key: 0.01}, {key: 0.1}], tmp_path / "unicorn")
+
+
+def test_a_trial_whose_values_fit_refuses_ends_failed_in_the_parsers_words(tiny_data, tmp_path):
+    """Values the check before the trials did not try together (here a space given to the study as it
+    is) that fit's parser refuses: the trial ends failed with a ConfigError in the parser's words, as
+    another mistake in a trial does, not left running by the parser's exit."""
+    study = open_study(f"sqlite:///{tmp_path / 'study.db'}", "refused", "maximize", "median", 30, seed=0)
+    space = {"data.batch_size": Dimension("categorical", {"choices": [20, "abc"]})}
+    study.enqueue_trial({"data.batch_size": "abc"})
+    fixed = [f"--{setting}" for setting in settings(tiny_data)]
+    objective = Objective([FAST], fixed, space, "val/acc", True, tmp_path / "sweep")
+    with pytest.raises(
+        ConfigError, match='Parser key "data.batch_size": Expected a <class .int.>. Got value: abc'
+    ):
+        study.optimize(objective, n_trials=1)
+    assert [trial.state for trial in study.trials] == [TrialState.FAIL]
 
 
 def test_a_trials_record_goes_into_its_run_folder_or_the_trials_own(tmp_path):
@@ -298,10 +314,13 @@ def test_two_workers_share_a_postgresql_study_and_run_no_trial_twice(tiny_data, 
          "--metric val/nothing is never logged"),
         ("[not, a, mapping]", [], "must map fit keys to distributions"),
         ("model.label_smoothing: {type: float, low: 0.0, high: 50.0}", [],
-         "high end ({'model.label_smoothing': 50.0}) does not fit: model.label_smoothing must be in [0, 1)"),
+         "values ({'model.label_smoothing': 50.0}) do not fit: model.label_smoothing must be in [0, 1)"),
+        ("data.batch_size: {type: categorical, choices: [20, abc, 40]}", [], 'Parser key "data.batch_size"'),
+        ("model.label_smoothing: {type: categorical, choices: [0.0, 5.0, 0.1]}", [],
+         "values ({'model.label_smoothing': 5.0}) do not fit: model.label_smoothing must be in [0, 1)"),
     ],
     ids=["unknown key", "low above high", "not a number", "wrong type", "unknown type", "no choices",
-         "metric", "not a mapping", "high end"],
+         "metric", "not a mapping", "high end", "a middle choice", "a middle choice a class refuses"],
 )  # fmt: skip
 def test_bad_search_spaces_get_one_line_before_any_trial(
     space_text, extra, message, tiny_data, tmp_path, capsys

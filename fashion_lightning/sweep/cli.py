@@ -29,7 +29,7 @@ from fashion_lightning.errors import ConfigError, exit_with
 from fashion_lightning.graceful_stop import Stopped
 from fashion_lightning.runs import CheckpointError
 from fashion_lightning.sweep.report import finished, trials_table, write_best_config, write_plots
-from fashion_lightning.sweep.space import check_against_study, read_space
+from fashion_lightning.sweep.space import check_against_study, points_to_check, read_space
 from fashion_lightning.sweep.study import Objective, open_study
 
 # every trial is a fit run from Python, as LightningCLI's args parameter is meant for
@@ -128,9 +128,7 @@ def run_trials(study: optuna.Study, objective: Objective, args: argparse.Namespa
         return
     check_against_study(objective.space, study, args.space)
     with tempfile.TemporaryDirectory(prefix="sweep-check-") as scratch:
-        low = {key: dimension.ends()[0] for key, dimension in objective.space.items()}
-        high = {key: dimension.ends()[1] for key, dimension in objective.space.items()}
-        objective.check(low, high, Path(scratch))
+        objective.check(points_to_check(objective.space), Path(scratch))
     study.optimize(
         objective,
         timeout=args.timeout,

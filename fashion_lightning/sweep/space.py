@@ -33,13 +33,13 @@ class Dimension:
     def suggest(self, trial: optuna.Trial, key: str) -> Any:
         return getattr(trial, f"suggest_{self.kind}")(key, **self.settings)
 
-    def ends(self) -> tuple[Any, Any]:
-        """The first and the last value the trials may give (low and high, or the first and last
-        choice), of the kind they will give, to check the key with before any trial."""
+    def values_to_check(self) -> list[Any]:
+        """The values to check the key with before any trial, of the kind the trials will give: low and
+        high, or every choice (any one of them may be refused)."""
         if self.kind == "categorical":
-            return self.settings["choices"][0], self.settings["choices"][-1]
+            return list(self.settings["choices"])
         cast = float if self.kind == "float" else int
-        return cast(self.settings["low"]), cast(self.settings["high"])
+        return [cast(self.settings["low"]), cast(self.settings["high"])]
 
     def distribution(self) -> optuna.distributions.BaseDistribution:
         return KINDS[self.kind](**self.settings)
@@ -89,6 +89,14 @@ def dimension(key: str, spec: Any, path: str | Path) -> Dimension:
     except (TypeError, ValueError) as err:
         raise ConfigError(f"{where}: {err}") from None
     return Dimension(kind, settings)
+
+
+def points_to_check(space: Mapping[str, Dimension]) -> list[dict[str, Any]]:
+    """Settings of every key, as few as give each key each of its values to check: the first takes the
+    low ends and first choices, the i-th each key's i-th value (or its last)."""
+    values = {key: dimension.values_to_check() for key, dimension in space.items()}
+    count = max(len(each) for each in values.values())
+    return [{key: each[min(i, len(each) - 1)] for key, each in values.items()} for i in range(count)]
 
 
 def check_against_study(space: Mapping[str, Dimension], study: optuna.Study, path: str | Path) -> None:

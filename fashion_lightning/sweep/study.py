@@ -159,23 +159,29 @@ class Objective:
             trial.study.enqueue_trial(params, skip_if_exists=False)
             ended("stopped", f"{stop}; queued again")
             raise
+        except SystemExit as exit_:  # fit refused values the check before the trials did not try together
+            self._check_parses(params, folder)  # a ConfigError in the parser's words: the trial fails
+            raise ConfigError(
+                f"trial {trial.number} {params}: {str(exit_.code).removeprefix('error: ')}"
+            ) from None
         if not pruning.values:
             raise ConfigError(f"the trial logged no {self.metric}: is trainer.check_val_every_n_epoch set?")
         value = max(pruning.values) if self.maximize else min(pruning.values)
         ended("complete")
         return value
 
-    def check(self, low: Mapping, high: Mapping, scratch: Path) -> None:
-        """Before any trial: the keys and both ends of their ranges parse as ``fit`` arguments, the high
-        end's values are taken by the classes they go to, and one step of a fit (``fast_dev_run``) at
-        the low end logs the metric. A mistake is a ``ConfigError`` with the parser's or the class's words."""
-        for params in (low, high):
+    def check(self, points: list[Mapping], scratch: Path) -> None:
+        """Before any trial: each point's values (``space.points_to_check``) parse as ``fit`` arguments
+        and are taken by the classes they go to, and one step of a fit (``fast_dev_run``) at the first
+        point logs the metric. A mistake is a ``ConfigError`` with the parser's or the class's words."""
+        for params in points:
             self._check_parses(params, scratch)
-        try:
-            FashionLightningCLI(args=self.fit_args(high, scratch)[1:], run=False)  # [1:]: no subcommand
-        except ConfigError as err:
-            raise ConfigError(f"the search space's high end ({dict(high)}) does not fit: {err}") from None
-        args = self.fit_args(low, scratch)
+        for params in points[1:]:  # the first is taken by the fit below
+            try:
+                FashionLightningCLI(args=self.fit_args(params, scratch)[1:], run=False)  # [1:]: no subcommand
+            except ConfigError as err:
+                raise ConfigError(f"the search space's values ({dict(params)}) do not fit: {err}") from None
+        args = self.fit_args(points[0], scratch)
         quiet = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
         run = FashionLightningCLI(
             args=[*args, "--trainer.fast_dev_run=true", "--pictures.every_n_epochs=0", *quiet]
