@@ -3,6 +3,7 @@ SQLite and on a PostgreSQL server the tests start, the report, and bad search sp
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -137,6 +138,26 @@ def test_text_choices_reach_fit_as_they_are_written(tiny_data, tmp_path):
     for trial in study.trials:
         config = yaml.safe_load((Path(trial.user_attrs["run_folder"]) / "config.yaml").read_text())
         assert config["trainer"]["gradient_clip_algorithm"] == trial.params["trainer.gradient_clip_algorithm"]
+
+
+def test_a_categorical_of_lists_reaches_fit_as_lists_and_the_report_draws_it(tiny_data, tmp_path, capsys):
+    """Optuna hashes a categorical's choices: a list goes to it as its JSON text, and to fit as a list."""
+    key = "model.net.init_args.widths"
+    space = tmp_path / "space.yaml"
+    space.write_text(
+        f"{key}: {{type: categorical, choices: [[8, 16, 32], [16, 16, 16]]}}\n"
+        "model.scheduler.init_args.max_lr: {type: float, low: 0.01, high: 0.3, log: true}\n"
+    )
+    root = tmp_path / "sweep"
+    sweep(command(tiny_data, root, space, "--trials=2", "--seed=0", epochs=1))
+    assert "no param_importances picture" not in capsys.readouterr().out
+    assert (root / "param_importances.png").stat().st_size > 10_000
+    for trial in load(f"sqlite:///{root / 'study.db'}").trials:
+        assert trial.params[key] in ("[8, 16, 32]", "[16, 16, 16]"), "readable, as in the table"
+        run = Path(trial.user_attrs["run_folder"])
+        widths = yaml.safe_load((run / "config.yaml").read_text())["model"]["net"]["init_args"]["widths"]
+        assert widths == json.loads(trial.params[key])
+        assert yaml.safe_load((run / "trial.yaml").read_text())["params"][key] == widths
 
 
 def test_an_unpromising_trial_is_pruned_and_its_run_folder_says_so(tiny_data, tmp_path):

@@ -31,7 +31,10 @@ class Dimension:
     settings: dict[str, Any]
 
     def suggest(self, trial: optuna.Trial, key: str) -> Any:
-        return getattr(trial, f"suggest_{self.kind}")(key, **self.settings)
+        if self.kind != "categorical":
+            return getattr(trial, f"suggest_{self.kind}")(key, **self.settings)
+        choices = self.distribution().choices  # Optuna's: a list or a mapping as its JSON text
+        return self.settings["choices"][choices.index(trial.suggest_categorical(key, choices))]
 
     def values_to_check(self) -> list[Any]:
         """The values to check the key with before any trial, of the kind the trials will give: low and
@@ -42,6 +45,10 @@ class Dimension:
         return [cast(self.settings["low"]), cast(self.settings["high"])]
 
     def distribution(self) -> optuna.distributions.BaseDistribution:
+        """Optuna's distribution; it hashes a categorical's choices (Optuna's importances do, and fail
+        on a list), so a list or a mapping is given as its JSON text, which also reads well."""
+        if self.kind == "categorical":
+            return CategoricalDistribution([as_text(choice) for choice in self.settings["choices"]])
         return KINDS[self.kind](**self.settings)
 
 
@@ -115,6 +122,10 @@ def check_against_study(space: Mapping[str, Dimension], study: optuna.Study, pat
                     f"earlier trials ({list(before.choices)}), which Optuna cannot change within a study: "
                     "give the earlier choices, or start a new study (--study-name)"
                 )
+
+
+def as_text(choice: Any) -> Any:
+    return json.dumps(choice) if isinstance(choice, (list, dict)) else choice
 
 
 def as_arguments(params: Mapping[str, Any]) -> list[str]:
