@@ -128,6 +128,20 @@ def test_seeded_workers_draw_other_values_before_and_after_tpes_random_start(tmp
     assert ask_and_tell([opened("again")], 14) == alone
 
 
+def test_the_report_says_so_when_the_best_trials_run_folder_is_gone(tiny_data, tmp_path, space, capsys):
+    root = tmp_path / "sweep"
+    sweep(command(tiny_data, root, space, "--trials=1", epochs=1))
+    shutil.rmtree(root / "trial_0")
+    (root / "best.yaml").unlink()
+    capsys.readouterr()
+    sweep(command(tiny_data, root, space, "--report"))
+    out = capsys.readouterr().out
+    assert "| 0 | complete |" in out and "best: trial 0" in out
+    config = root / "trial_0" / "version_0" / "config.yaml"
+    assert f"its config {config} is gone (its run folder deleted?): no best.yaml written" in out
+    assert not (root / "best.yaml").exists() and (root / "optimization_history.png").is_file()
+
+
 def test_text_choices_reach_fit_as_they_are_written(tiny_data, tmp_path):
     space = tmp_path / "space.yaml"
     space.write_text("trainer.gradient_clip_algorithm: {type: categorical, choices: [norm, value]}\n")

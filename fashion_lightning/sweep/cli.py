@@ -28,7 +28,7 @@ from fashion_lightning.data import DataError
 from fashion_lightning.errors import ConfigError, exit_with
 from fashion_lightning.graceful_stop import Stopped
 from fashion_lightning.runs import CheckpointError
-from fashion_lightning.sweep.report import finished, trials_table, write_best_config, write_plots
+from fashion_lightning.sweep.report import BEST_CONFIG, finished, trials_table, write_best_config, write_plots
 from fashion_lightning.sweep.space import check_against_study, points_to_check, read_space
 from fashion_lightning.sweep.study import Objective, open_study
 
@@ -144,11 +144,15 @@ def report(study: optuna.Study, args: argparse.Namespace) -> None:
         state.name.lower(): len(study.get_trials(deepcopy=False, states=(state,))) for state in TrialState
     }
     print("\n" + ", ".join(f"{count} {state}" for state, count in counts.items() if count))
-    best = write_best_config(study, args.root)
-    if best is not None:
+    if counts["complete"]:
         trial = study.best_trial
         print(f"best: trial {trial.number}, {args.metric} {trial.value:.4f}, {trial.params}")
-        print(f"its config: {best} (fashion-lightning fit --config {best})")
+        saved = Path(trial.user_attrs["run_folder"]) / "config.yaml"
+        if saved.is_file():
+            best = write_best_config(study, saved, args.root)
+            print(f"its config: {best} (fashion-lightning fit --config {best})")
+        else:  # a run folder deleted since: the study still holds its values
+            print(f"its config {saved} is gone (its run folder deleted?): no {BEST_CONFIG} written")
     for picture in write_plots(study, args.root):
         print(picture)
 

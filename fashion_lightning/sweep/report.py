@@ -41,12 +41,9 @@ def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
 
 
-def write_best_config(study: optuna.Study, root: Path) -> Path | None:
-    """The best trial's full config (as its run saved it), training into ``<root>/best``: ``fashion-lightning
-    fit --config <root>/best.yaml`` trains that trial again, seeded alike."""
-    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        return None
-    saved = Path(study.best_trial.user_attrs["run_folder"]) / "config.yaml"
+def write_best_config(study: optuna.Study, saved: Path, root: Path) -> Path:
+    """The best trial's full config (``saved``, as its run saved it), training into ``<root>/best``:
+    ``fashion-lightning fit --config <root>/best.yaml`` trains that trial again, seeded alike."""
     config = yaml.safe_load(saved.read_text())
     config["trainer"]["default_root_dir"] = str(root / "best")
     config["ckpt_path"] = None
