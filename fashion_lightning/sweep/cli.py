@@ -100,13 +100,16 @@ def main(argv: list[str] | None = None) -> None:
         if args.trials < 1:
             raise ConfigError(f"--trials must be 1 or more, got {args.trials}")
         space = read_space(args.space)
-        args.root.mkdir(parents=True, exist_ok=True)
-        study = open_study(
-            args.storage, args.study_name, args.direction, args.pruner, args.heartbeat, args.seed
-        )
         settings = [f"--{setting}" for setting in args.set]
         objective = Objective(
             args.config, settings, space, args.metric, args.direction == "maximize", args.root
+        )
+        if not args.report:  # before the storage: a space refused leaves no study.db, no study made
+            with tempfile.TemporaryDirectory(prefix="sweep-check-") as scratch:
+                objective.check(points_to_check(space), Path(scratch))
+        args.root.mkdir(parents=True, exist_ok=True)
+        study = open_study(
+            args.storage, args.study_name, args.direction, args.pruner, args.heartbeat, args.seed
         )
         if not args.report:
             run_trials(study, objective, args)
@@ -127,8 +130,6 @@ def run_trials(study: optuna.Study, objective: Objective, args: argparse.Namespa
         print(f"study {args.study_name} already has {len(finished(study))} finished trials")
         return
     check_against_study(objective.space, study, args.space)
-    with tempfile.TemporaryDirectory(prefix="sweep-check-") as scratch:
-        objective.check(points_to_check(objective.space), Path(scratch))
     study.optimize(
         objective,
         timeout=args.timeout,
