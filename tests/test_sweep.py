@@ -348,6 +348,8 @@ def test_two_workers_share_a_postgresql_study_and_run_no_trial_twice(tiny_data, 
         ("model.label_smoothing: {type: float, low: 0, high: 0.2}", ["--metric=val/nothing"],
          "--metric val/nothing is never logged"),
         ("[not, a, mapping]", [], "must map fit keys to distributions"),
+        ("model.label_smoothing: {type: float, low: 0, high: 0.2}", ["--seed=-1"],
+         "--seed must be 0 or more, got -1"),
         ("model.label_smoothing: {type: float, low: 0.0, high: 50.0}", [],
          "values ({'model.label_smoothing': 50.0}) do not fit: model.label_smoothing must be in [0, 1)"),
         ("data.batch_size: {type: categorical, choices: [20, abc, 40]}", [], 'Parser key "data.batch_size"'),
@@ -355,7 +357,8 @@ def test_two_workers_share_a_postgresql_study_and_run_no_trial_twice(tiny_data, 
          "values ({'model.label_smoothing': 5.0}) do not fit: model.label_smoothing must be in [0, 1)"),
     ],
     ids=["unknown key", "low above high", "not a number", "wrong type", "unknown type", "no choices",
-         "metric", "not a mapping", "high end", "a middle choice", "a middle choice a class refuses"],
+         "metric", "not a mapping", "negative seed", "high end", "a middle choice",
+         "a middle choice a class refuses"],
 )  # fmt: skip
 def test_bad_search_spaces_get_one_line_before_any_trial(
     space_text, extra, message, tiny_data, tmp_path, capsys

@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.trials < 1:
             raise ConfigError(f"--trials must be 1 or more, got {args.trials}")
+        if args.seed is not None and args.seed < 0:  # numpy's seeds are not negative
+            raise ConfigError(f"--seed must be 0 or more, got {args.seed}")
         space = read_space(args.space)
         settings = [f"--{setting}" for setting in args.set]
         objective = Objective(
