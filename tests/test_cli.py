@@ -336,6 +336,10 @@ def test_validate_and_test_of_a_checkpoint_log_at_its_step_in_the_runs_curves(ti
     # validating one checkpoint finds no best over epochs: the run's best and its HParams entry stay
     for tag, values in fitted.items():
         assert [(e.step, e.value) for e in events.Scalars(tag)] == values, tag
+    # a resumed fit's weights move on from its checkpoint's: a test of them after it is at its end
+    resumed = cli("fit", "baseline", tiny_data, root, "--trainer.max_epochs=3", "--ckpt_path=last")
+    resumed.trainer.test(resumed.model, datamodule=resumed.datamodule, ckpt_path=None, verbose=False)
+    assert [e.step for e in scalars(root / "version_0").Scalars("test/acc")] == [20, 30]
 
 
 def test_bf16_mixed_precision_trains(tiny_data, tmp_path):

@@ -229,6 +229,7 @@ class ImageClassifier(LightningModule):
         self.val_acc_best.reset()
         self._reset_train_totals()  # here, not at epoch start: a run resumed mid-epoch starts no epoch
         self._check_schedule_length()
+        self.checkpoint_position = None  # the weights move on: a test after this fit is at its end
 
     def _check_schedule_length(self) -> None:
         """A step-wise schedule restored from a checkpoint keeps the length it was built with; if this
