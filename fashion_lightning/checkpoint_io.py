@@ -80,7 +80,7 @@ def torch_save_whole(content: Any, path: Path, needed: int | None = None, remedy
     short one ("unexpected pos"); written through a Python file, the write's own error (a full disk, a
     quota, a file size limit) is kept and raised instead."""
     with replaced_whole(path, needed, remedy) as partial, partial.open("wb") as file:
-        kept = _KeptWriteError(file)
+        kept = _ErrorKeepingFile(file)
         try:
             torch.save(content, kept)
         except RuntimeError:
@@ -89,7 +89,7 @@ def torch_save_whole(content: Any, path: Path, needed: int | None = None, remedy
             raise kept.error from None
 
 
-class _KeptWriteError:
+class _ErrorKeepingFile:
     """A file for ``torch.save`` that keeps the ``OSError`` of a failed write, which torch drops."""
 
     def __init__(self, file) -> None:
