@@ -25,7 +25,7 @@ from test_cli import _free_port  # noqa: E402
 from fashion_lightning.cli import FashionLightningCLI  # noqa: E402
 from fashion_lightning.errors import ConfigError  # noqa: E402
 from fashion_lightning.sweep.cli import main as sweep  # noqa: E402
-from fashion_lightning.sweep.space import Dimension  # noqa: E402
+from fashion_lightning.sweep.space import Dimension, as_text  # noqa: E402
 from fashion_lightning.sweep.study import Objective, open_study, record  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -255,8 +255,12 @@ def test_kill_9_then_the_same_command_goes_on_to_n_trials(tiny_data, tmp_path, s
     assert len(retried) == 1 and retried[0].params == failed[0].params and retried[0].state in FINISHED
 
 
-def test_sigterm_stops_the_sweep_in_one_line_and_its_trial_runs_again(tiny_data, tmp_path, space):
-    """A pre-empted job: the trial stops after its step, and the next run takes up its values."""
+def test_sigterm_stops_the_sweep_in_one_line_and_its_trial_runs_again(tiny_data, tmp_path):
+    """A pre-empted job: the trial stops after its step, and the next run takes up its values, a
+    categorical of lists among them (Optuna holds those as JSON text)."""
+    space = tmp_path / "space.yaml"
+    widths = {"type": "categorical", "choices": [[8, 16, 32], [16, 16, 16]]}
+    space.write_text(yaml.safe_dump({**SPACE, "model.net.init_args.widths": widths}))
     root = tmp_path / "sweep"
     args = [SWEEP, *command(tiny_data, root, space, "--trials=3", epochs=8)]
     worker = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -274,7 +278,8 @@ def test_sigterm_stops_the_sweep_in_one_line_and_its_trial_runs_again(tiny_data,
     assert done.returncode == 0, done.stderr[-2000:]
     study = load(f"sqlite:///{root / 'study.db'}")
     assert len(study.get_trials(states=FINISHED)) == 3
-    again = [trial for trial in study.get_trials(states=FINISHED) if trial.params == said["params"]]
+    stopped = {key: as_text(value) for key, value in said["params"].items()}
+    again = [trial for trial in study.get_trials(states=FINISHED) if trial.params == stopped]
     assert len(again) == 1 and again[0].number > 1
 
 
@@ -355,10 +360,17 @@ def test_two_workers_share_a_postgresql_study_and_run_no_trial_twice(tiny_data, 
         ("data.batch_size: {type: categorical, choices: [20, abc, 40]}", [], 'Parser key "data.batch_size"'),
         ("model.label_smoothing: {type: categorical, choices: [0.0, 5.0, 0.1]}", [],
          "values ({'model.label_smoothing': 5.0}) do not fit: model.label_smoothing must be in [0, 1)"),
+        ("model.net.init_args.dropout: {type: categorical, choices: [0.1, 1.5, 0.2]}", [],
+         "values ({'model.net.init_args.dropout': 1.5}) do not fit: model.net: dropout probability"),
+        ("data.batch_size: {type: categorical, choices: [20, 40, 20.0]}", [],
+         "the choices 20 and 20.0 are the same to Optuna"),
+        ("data.augment.crop_padding: {type: int, low: 0, high: 28}", [],
+         "values ({'data.augment.crop_padding': 28}) do not fit: data.augment.crop_padding=28 can move"),
     ],
     ids=["unknown key", "low above high", "not a number", "wrong type", "unknown type", "no choices",
          "metric", "not a mapping", "negative seed", "high end", "a middle choice",
-         "a middle choice a class refuses"],
+         "a middle choice a class refuses", "a choice the net refuses", "equal choices",
+         "a value the data refuses"],
 )  # fmt: skip
 def test_bad_search_spaces_get_one_line_before_any_trial(
     space_text, extra, message, tiny_data, tmp_path, capsys

@@ -77,6 +77,12 @@ def dimension(key: str, spec: Any, path: str | Path) -> Dimension:
         choices = settings.get("choices")
         if not isinstance(choices, list) or not choices or set(settings) != {"choices"}:
             raise ConfigError(f"{where}: a categorical takes only a non-empty list, choices: [a, b]")
+        texts = [as_text(choice) for choice in choices]
+        alike = [(a, b) for i, a in enumerate(texts) for b in texts[i + 1 :] if a == b]
+        if alike:  # Optuna would give the first of two equal choices every time
+            raise ConfigError(
+                f"{where}: the choices {alike[0][0]!r} and {alike[0][1]!r} are the same to Optuna"
+            )
         return Dimension(kind, settings)
     allowed = {"low", "high", "log", "step"}
     if not {"low", "high"} <= set(settings) <= allowed:

@@ -156,7 +156,7 @@ class Objective:
             ended("pruned", f"diverged: {err}")
             raise optuna.TrialPruned(f"diverged: {err}") from None
         except Stopped as stop:  # Ctrl+C or SIGTERM (a pre-empted job): its values wait for the next run
-            trial.study.enqueue_trial(params, skip_if_exists=False)
+            trial.study.enqueue_trial(trial.params, skip_if_exists=False)  # as Optuna holds them
             ended("stopped", f"{stop}; queued again")
             raise
         except SystemExit as exit_:  # fit refused values the check before the trials did not try together
@@ -171,26 +171,32 @@ class Objective:
         return value
 
     def check(self, points: list[Mapping], scratch: Path) -> None:
-        """Before any trial: each point's values (``space.points_to_check``) parse as ``fit`` arguments
-        and are taken by the classes they go to, and one step of a fit (``fast_dev_run``) at the first
-        point logs the metric. A mistake is a ``ConfigError`` with the parser's or the class's words."""
+        """Before any trial: each point's values (``space.points_to_check``) parse as ``fit`` arguments,
+        and one step of a fit (``fast_dev_run``) at each point builds everything they reach (the net,
+        the optimizer, the data) and logs the metric. A mistake is a ``ConfigError`` with the parser's
+        or the class's words."""
         for params in points:
             self._check_parses(params, scratch)
-        for params in points[1:]:  # the first is taken by the fit below
+        quiet = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+        for params in points:
+            args = [
+                *self.fit_args(params, scratch),
+                "--trainer.fast_dev_run=true",
+                "--pictures.every_n_epochs=0",
+            ]
             try:
-                FashionLightningCLI(args=self.fit_args(params, scratch)[1:], run=False)  # [1:]: no subcommand
+                run = FashionLightningCLI(args=[*args, *quiet])
             except ConfigError as err:
                 raise ConfigError(f"the search space's values ({dict(params)}) do not fit: {err}") from None
-        args = self.fit_args(points[0], scratch)
-        quiet = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
-        run = FashionLightningCLI(
-            args=[*args, "--trainer.fast_dev_run=true", "--pictures.every_n_epochs=0", *quiet]
-        )
-        logged = sorted(run.trainer.callback_metrics)
-        # a class that the one batch lacks has no per-class scores logged, but every trial's does
-        per_class = {f"val/{score}/{name}" for score in PER_CLASS_SCORES for name in run.model.class_names}
-        if self.metric not in logged and self.metric not in per_class:
-            raise ConfigError(f"--metric {self.metric} is never logged; choose one of {', '.join(logged)}")
+            logged = sorted(run.trainer.callback_metrics)
+            # a class that the one batch lacks has no per-class scores logged, but every trial's does
+            per_class = {
+                f"val/{score}/{name}" for score in PER_CLASS_SCORES for name in run.model.class_names
+            }
+            if self.metric not in logged and self.metric not in per_class:
+                raise ConfigError(
+                    f"--metric {self.metric} is never logged; choose one of {', '.join(logged)}"
+                )
 
     def _check_parses(self, params: Mapping, scratch: Path) -> None:
         errors = io.StringIO()
