@@ -128,6 +128,19 @@ def test_seeded_workers_draw_other_values_before_and_after_tpes_random_start(tmp
     assert ask_and_tell([opened("again")], 14) == alone
 
 
+def test_a_finished_study_is_reported_at_once_without_checking_the_space_again(
+    tiny_data, tmp_path, space, capsys
+):
+    """A worker that starts after the trials are done (a job array's last) only reports: no step of a
+    fit first, which would now fail, the data being gone."""
+    root = tmp_path / "sweep"
+    sweep(command(tiny_data, root, space, "--trials=1", epochs=1))
+    shutil.rmtree(tiny_data)
+    capsys.readouterr()
+    sweep(command(tiny_data, root, space, "--trials=1", epochs=1))
+    assert "study space already has 1 finished trials" in capsys.readouterr().out
+
+
 def test_the_report_says_so_when_the_best_trials_run_folder_is_gone(tiny_data, tmp_path, space, capsys):
     root = tmp_path / "sweep"
     sweep(command(tiny_data, root, space, "--trials=1", epochs=1))

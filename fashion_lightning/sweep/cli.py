@@ -106,13 +106,11 @@ def main(argv: list[str] | None = None) -> None:
         objective = Objective(
             args.config, settings, space, args.metric, args.direction == "maximize", args.root
         )
-        if not args.report:  # before the storage: a space refused leaves no study.db, no study made
-            with tempfile.TemporaryDirectory(prefix="sweep-check-") as scratch:
-                objective.check(points_to_check(space), Path(scratch))
+        opened = (args.storage, args.study_name, args.direction, args.pruner, args.heartbeat, args.seed)
+        if not args.report:
+            check(objective, open_study(*opened, make=False), args)
         args.root.mkdir(parents=True, exist_ok=True)
-        study = open_study(
-            args.storage, args.study_name, args.direction, args.pruner, args.heartbeat, args.seed
-        )
+        study = open_study(*opened)
         if not args.report:
             run_trials(study, objective, args)
         report(study, args)
@@ -125,13 +123,23 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(128 + stop.signum)
 
 
+def check(objective: Objective, study: optuna.Study | None, args: argparse.Namespace) -> None:
+    """The space checked before any trial, and before a study is made: a space refused leaves no
+    study.db, no study. A study with its trials done needs no check: the command only reports."""
+    if study is not None:
+        if len(finished(study)) >= args.trials:
+            return
+        check_against_study(objective.space, study, args.space)
+    with tempfile.TemporaryDirectory(prefix="sweep-check-") as scratch:
+        objective.check(points_to_check(objective.space), Path(scratch))
+
+
 def run_trials(study: optuna.Study, objective: Objective, args: argparse.Namespace) -> None:
     """Trials until the study has ``--trials`` finished ones (completed or pruned), counting those of
     earlier runs and of other workers, or until ``--timeout``."""
     if len(finished(study)) >= args.trials:
         print(f"study {args.study_name} already has {len(finished(study))} finished trials")
         return
-    check_against_study(objective.space, study, args.space)
     study.optimize(
         objective,
         timeout=args.timeout,

@@ -41,11 +41,14 @@ TRIAL_FILE = "trial.yaml"  # in each trial's run folder: its number, state, valu
 
 
 def open_study(
-    storage: str, name: str, direction: str, pruner: str, heartbeat: int, seed: int | None
-) -> optuna.Study:
-    """The study in ``storage`` (any SQLAlchemy URL), made if new. Workers send a heartbeat; a trial
+    storage: str, name: str, direction: str, pruner: str, heartbeat: int, seed: int | None, make: bool = True
+) -> optuna.Study | None:
+    """The study in ``storage`` (any SQLAlchemy URL), made if new; with ``make=False``, None where the
+    storage holds none yet, and no SQLite file is made to find out. Workers send a heartbeat; a trial
     whose worker went silent for two heartbeats (killed, or its machine lost) is marked failed and
     its parameters are tried again by the next worker to start a trial."""
+    if not make and storage.startswith("sqlite") and not Path(storage.removeprefix("sqlite:///")).is_file():
+        return None
     # SQLite: a worker waits for another's write lock rather than failing at once
     engine = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else {}
     for attempt in range(STORAGE_ATTEMPTS):
@@ -64,6 +67,8 @@ def open_study(
             time.sleep(1 + random.random())
         except (ImportError, ValueError) as err:  # no driver for the URL, or not a URL
             raise ConfigError(f"--storage {storage}: {' '.join(str(err).split())[:300]}") from None
+    if not make and name not in {study.study_name for study in rdb.get_all_studies()}:
+        return None
     return optuna.create_study(
         storage=rdb,
         study_name=name,
