@@ -123,8 +123,9 @@ def check_against_study(space: Mapping[str, Dimension], study: optuna.Study, pat
                 and now is not None
                 and now.distribution() != before
             ):
+                choices = list(now.distribution().choices)  # as Optuna holds them: lists as JSON text
                 raise ConfigError(
-                    f"{path}: {key}'s choices {now.settings.get('choices')} differ from those of the study's "
+                    f"{path}: {key}'s choices {choices} differ from those of the study's "
                     f"earlier trials ({list(before.choices)}), which Optuna cannot change within a study: "
                     "give the earlier choices, or start a new study (--study-name)"
                 )
