@@ -35,6 +35,7 @@ from fashion_lightning.model_checkpoint import RunCheckpoint
 from fashion_lightning.models import ImageClassifier
 from fashion_lightning.models.classifier import NonFiniteLossError
 from fashion_lightning.predictions import PredictionWriter
+from fashion_lightning.run_config import RunConfig
 from fashion_lightning.run_lock import RunLock, RunLockedError
 from fashion_lightning.runs import (
     CheckpointError,
@@ -74,6 +75,7 @@ class FashionLightningCLI(LightningCLI):
         self.new_run_folder: Path | None = None  # the run folder made for this fit, if one was
         self.resumes_averaged = False  # a fit resumed from a checkpoint that weight averaging wrote
         self.test_time_augmentation = None  # the command's own, put back over a checkpoint's
+        kwargs.setdefault("save_config_callback", RunConfig)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})  # a resumed run re-saves its config
         kwargs.setdefault("auto_configure_optimizers", False)  # the model takes model.optimizer/scheduler
         # settings every config shares, written once: a fixed seed, and one device unless asked for more
@@ -300,7 +302,9 @@ class FashionLightningCLI(LightningCLI):
             )
 
     def _run_logger(self) -> TensorBoardLogger:
-        root, version = self._root_dir(self._command_config()), None
+        # absolute, as a resumed run's folder is: its checkpoint callbacks keep the best score they
+        # recorded only if the folder they save into is named as the checkpoint names it
+        root, version = Path(self._root_dir(self._command_config())).resolve(), None
         if self.run_folder is not None:
             root, version = self.run_folder.parent, self.run_folder.name
         elif rank_zero_only.rank == 0:

@@ -255,6 +255,22 @@ def test_resume_from_last_continues_epoch_step_and_run_folder(tiny_data, tmp_pat
     assert sorted(p.name for p in root.iterdir()) == ["version_0", "version_1"]
 
 
+def test_a_run_under_a_relative_root_resumes_with_its_best_checkpoint_kept(
+    tiny_data, tmp_path, monkeypatch, recwarn
+):
+    """The configs' roots are relative (runs/fast). A resume must find its checkpoint callbacks' folder
+    the same as the fit's, or Lightning drops their record of the best score: the resumed run then
+    keeps a second "best" file, and --ckpt_path best can take the worse."""
+    monkeypatch.chdir(tmp_path)
+    cli("fit", "dropout", tiny_data, Path("runs"), "--trainer.max_epochs=1")
+    recwarn.clear()
+    resumed = cli("fit", "dropout", tiny_data, Path("runs"), "--trainer.max_epochs=3", "--ckpt_path=last")
+    assert not [w for w in recwarn if "dirpath has changed" in str(w.message)]
+    best = list(Path("runs/version_0/checkpoints").glob("epoch=*"))
+    assert len(best) == 1, best
+    assert Path(resumed.trainer.checkpoint_callback.best_model_path).resolve() == best[0].resolve()
+
+
 def test_a_run_resumes_from_its_own_saved_config(tiny_data, tmp_path, capsys):
     root = tmp_path / "runs"
     cli("fit", "baseline", tiny_data, root, "--trainer.max_epochs=1")

@@ -154,12 +154,14 @@ def test_resuming_a_one_cycle_run_with_more_epochs_is_refused_before_training(ti
         "--model.scheduler_interval=step",
     ]
     fit(tiny_data, tmp_path, *one_cycle, "--trainer.max_epochs=1")
-    last = tmp_path / "version_0/checkpoints/last.ckpt"
-    saved = last.read_bytes()
+    last, config = tmp_path / "version_0/checkpoints/last.ckpt", tmp_path / "version_0/config.yaml"
+    saved, settings = last.read_bytes(), config.read_text()
     with pytest.raises(SystemExit) as exit_info:
         fit(tiny_data, tmp_path, *one_cycle, "--trainer.max_epochs=2", "--ckpt_path=last")
     assert "schedule spans 10 steps, but this run has 20" in str(exit_info.value)
     assert last.read_bytes() == saved, "the checkpoint is left as it was"
+    # and the run's config, which the message says to resume with: it names what the run trained
+    assert config.read_text() == settings
 
 
 def test_verbose_shows_the_traceback(tiny_data, tmp_path):
