@@ -33,12 +33,14 @@ class RunLock(Callback):
 
     ``new_folder``: the folder was made for this fit. If the fit fails before its first step (but for a
     file system's error) and no checkpoint was written, the folder goes too: it holds nothing to resume
-    or look at, and TensorBoard would list it as a run.
+    or look at, and TensorBoard would list it as a run. A fit from another run's checkpoint starts at
+    that checkpoint's step, not at 0.
     """
 
     def __init__(self, folder: Path, new_folder: bool = False) -> None:
         self.path = Path(folder) / LOCK
         self.new_folder = new_folder
+        self.first_step: int | None = None  # the step training starts from, once it does
         RunLock.latest = Path(folder)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "a+")  # noqa: SIM115 - held open for the run's whole length
@@ -75,10 +77,14 @@ class RunLock(Callback):
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self.release()
 
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.first_step = trainer.global_step
+
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         self.release()  # a fit that fails or is stopped ends without teardown
         folder = self.path.parent
-        unused = self.new_folder and trainer.global_step == 0 and not any(folder.rglob("*.ckpt"))
+        trained = self.first_step is not None and trainer.global_step > self.first_step
+        unused = self.new_folder and not trained and not any(folder.rglob("*.ckpt"))
         if unused and not isinstance(exception, OSError):  # a full disk's message names a file in it
             shutil.rmtree(folder, ignore_errors=True)
 

@@ -164,6 +164,22 @@ def test_resuming_a_one_cycle_run_with_more_epochs_is_refused_before_training(ti
     assert config.read_text() == settings
 
 
+def test_a_fit_from_another_runs_checkpoint_refused_before_its_first_step_leaves_no_run_folder(
+    tiny_data, tmp_path
+):
+    """It starts at that checkpoint's step, not at 0, in a run folder of its own."""
+    one_cycle = [
+        "--model.scheduler=torch.optim.lr_scheduler.OneCycleLR",
+        "--model.scheduler.max_lr=0.05",
+        "--model.scheduler_interval=step",
+    ]
+    fit(tiny_data, tmp_path / "first", *one_cycle, "--trainer.max_epochs=1")
+    elsewhere = f"--ckpt_path={tmp_path / 'first/version_0/checkpoints/last.ckpt'}"
+    with pytest.raises(SystemExit, match="schedule spans 10 steps"):
+        fit(tiny_data, tmp_path / "second", *one_cycle, "--trainer.max_epochs=2", elsewhere)
+    assert not list((tmp_path / "second").glob("version_*"))
+
+
 def test_verbose_shows_the_traceback(tiny_data, tmp_path):
     with pytest.raises(ValueError, match="data.batch_size must be a positive number"):
         fit(tiny_data, tmp_path, "--data.batch_size=0", "--verbose")
