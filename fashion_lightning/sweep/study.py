@@ -83,7 +83,8 @@ class SeededByTrial(optuna.samplers.BaseSampler):
     """Optuna's TPE sampler, seeded afresh for each trial from ``(seed, trial number)``. One
     ``TPESampler(seed)`` a process would draw the same values again in a resumed sweep and in every
     worker; the storage numbers trials once across workers, so each trial draws its own, and one
-    worker's sweep is the same every time, resumed or not."""
+    worker's sweep is the same every time, also resumed between trials (a trial stopped midway is
+    queued again under a new number, and the trials after it draw other values)."""
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
