@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from fashion_lightning.cli import FashionLightningCLI, main
 from fashion_lightning.data import DataError, ImageDataModule, ImageFolder, InputContract, LabelledImages
+from fashion_lightning.data.batches import usable_cpus
 from fashion_lightning.data.image_folder import ImageFiles, decode
 from fashion_lightning.data.photos import to_input
 from fashion_lightning.errors import ConfigError, from_worker
@@ -562,6 +563,21 @@ def test_a_file_that_breaks_while_streamed_is_named_in_one_line(tmp_path):
     said = str(from_worker(raised.value))
     assert "Traceback" in str(raised.value) and "Traceback" not in said
     assert len(said.splitlines()) == 1 and "01.jpg" in said
+
+
+def test_a_streamed_folder_starts_no_more_reading_workers_than_cores(tmp_path):
+    """``data.num_workers`` (4 by default) over the cores this process may use: the extra workers would
+    only wait for a core, and the DataLoader would warn of them."""
+    root = write_shapes(tmp_path / "photos", per_class=4)
+    source = folder_source(root, tmp_path, max_memory_mb=0.001)
+    data = ImageDataModule(source, batch_size=4, val_size=2, num_workers=usable_cpus() + 2)
+    data.setup("fit")
+    batches = data.train_dataloader()
+    assert isinstance(data.train_set, ImageFiles) and batches.num_workers == usable_cpus()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        images, _ = next(iter(batches))
+    assert images.shape == (4, 3, 16, 16)
 
 
 def test_files_beside_the_class_folders_are_named_as_unread(tmp_path):

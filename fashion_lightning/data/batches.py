@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +14,11 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from fashion_lightning.errors import ConfigError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def usable_cpus() -> int:
+    """The CPU cores this process may run on: more reading workers than these only wait for a core."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class EpochBatches(ABC):

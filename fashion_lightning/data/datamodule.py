@@ -14,7 +14,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Subset
 
 from fashion_lightning.data.augmentation import Augmentation
-from fashion_lightning.data.batches import DeviceBatches, EpochBatches, StreamedBatches
+from fashion_lightning.data.batches import DeviceBatches, EpochBatches, StreamedBatches, usable_cpus
 from fashion_lightning.data.contract import InputContract
 from fashion_lightning.data.mnist_family import FashionMNIST
 from fashion_lightning.data.photos import load_photos
@@ -59,7 +59,8 @@ class ImageDataModule(LightningDataModule):
             shuffle_seed: seed of the training order (epoch ``e`` uses ``shuffle_seed + e``); by
                 default the run's seed (``seed_everything``), shared by all DDP ranks.
             augment: random changes to training images, drawn per image on the training device.
-            num_workers: processes reading images from disk, for a source too large for memory.
+            num_workers: processes reading images from disk, for a source too large for memory (at most
+                the CPU cores this process may use).
             predict_images: an image file or folder, or a list of them, for ``predict`` (any size, colour
                 or format: each is fitted to the model's ``InputContract``); by default ``predict`` runs
                 on the test set.
@@ -165,8 +166,8 @@ class ImageDataModule(LightningDataModule):
         sample = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:STATS_SAMPLE]
         # the workers' seeds from a generator of its own: drawn from torch's global one, they would change
         # the net's initial weights (made after this) for a streamed split only
-        subset, workers = Subset(train, sample.tolist()), self.hparams.num_workers
-        loader = DataLoader(subset, batch_size=256, num_workers=workers, generator=torch.Generator())
+        subset = Subset(train, sample.tolist())
+        loader = DataLoader(subset, batch_size=256, num_workers=self._workers(), generator=torch.Generator())
         return (images for images, _ in loader)
 
     def _setup_predict(self) -> None:
@@ -225,8 +226,11 @@ class ImageDataModule(LightningDataModule):
         sampler = EpochBatches.sampler_for_rank(len(split), rank, world_size, shuffle=train, seed=seed)
         if isinstance(split, LabelledImages):
             return DeviceBatches(split.images.to(device), split.labels.to(device), batch_size, sampler)
-        workers, pin = self.hparams.num_workers, device.type == "cuda"
-        return StreamedBatches(split, batch_size, sampler, num_workers=workers, pin_memory=pin)
+        pin = device.type == "cuda"
+        return StreamedBatches(split, batch_size, sampler, num_workers=self._workers(), pin_memory=pin)
+
+    def _workers(self) -> int:
+        return min(self.hparams.num_workers, usable_cpus())
 
     def _shuffle_seed(self) -> int:
         if self.hparams.shuffle_seed is not None:

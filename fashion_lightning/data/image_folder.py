@@ -27,6 +27,7 @@ from torchvision.datasets.folder import find_classes
 from torchvision.transforms.v2.functional import pil_to_tensor
 
 from fashion_lightning.checkpoint_io import DiskFullError, torch_save_whole
+from fashion_lightning.data.batches import usable_cpus
 from fashion_lightning.data.photos import find_images, fit_image, read_image
 from fashion_lightning.data.source import DataError, ImageSource, LabelledImages
 from fashion_lightning.errors import ConfigError
@@ -351,7 +352,7 @@ class ImageFolder(ImageSource):
         readable = torch.zeros(count, dtype=torch.bool)
         skipped: list[list[str]] = []
         files = _Decoding(str(self._root.resolve()), split.paths, self.channels, self.size, keep=not streamed)
-        workers = min(self.workers, _cpu_count(), math.ceil(count / DECODE_BATCH))
+        workers = min(self.workers, usable_cpus(), math.ceil(count / DECODE_BATCH))
         # a generator of its own: drawing worker seeds from torch's global one would change the run's
         # random numbers (the net's initial weights) on a run that decodes, and not on one that does not
         loader = DataLoader(
@@ -414,10 +415,6 @@ def _read_cache(path: Path) -> dict | None:
         return torch.load(path, mmap=True, weights_only=True)
     except Exception:  # missing, truncated, or not a cache of this version: decoded afresh
         return None
-
-
-def _cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _class_folders(folder: Path) -> list[str]:
