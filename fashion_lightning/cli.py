@@ -78,6 +78,9 @@ class FashionLightningCLI(LightningCLI):
         kwargs.setdefault("save_config_callback", RunConfig)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})  # a resumed run re-saves its config
         kwargs.setdefault("auto_configure_optimizers", False)  # the model takes model.optimizer/scheduler
+        # a mistyped flag's prefix (--trainer.max_epoch) is refused, not taken for the flag it begins:
+        # jsonargparse 5's default, and argparse's allow_abbrev
+        kwargs["parser_kwargs"] = {"allow_abbrev": False, **(kwargs.get("parser_kwargs") or {})}
         # settings every config shares, written once: a fixed seed, and one device unless asked for more
         kwargs.setdefault("seed_everything_default", 42)
         kwargs["trainer_defaults"] = {"devices": 1, **kwargs.get("trainer_defaults", {})}

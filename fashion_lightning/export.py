@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         prog="fashion-lightning-export",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,  # a mistyped flag's prefix is refused, not taken for the flag it begins
     )
     parser.add_argument("--ckpt_path", required=True, help="a .ckpt file, or best/last with --root")
     parser.add_argument("--root", help="for best/last: the folder of the run folders, e.g. runs/fast")

@@ -117,8 +117,9 @@ def test_a_fit_that_fails_before_its_first_step_leaves_no_run_folder(tiny_data, 
         (["--model.net=fashion_lightning.models.NoSuchNet"], "NoSuchNet"),
         (["--trainer.max_epochs=abc"], "Given value: abc"),
         (["--model.no_such_setting=1"], "no_such_setting"),
+        (["--trainer.max_epoch", "1"], "unrecognized arguments: --trainer.max_epoch"),  # not max_epochs
     ],
-    ids=["unknown net", "wrong type", "unknown key"],
+    ids=["unknown net", "wrong type", "unknown key", "a flag's prefix"],
 )
 def test_config_mistakes_are_reported_by_the_parser(extra, shown, tiny_data, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -127,6 +128,19 @@ def test_config_mistakes_are_reported_by_the_parser(extra, shown, tiny_data, tmp
     err = capsys.readouterr().err
     assert shown in err and "Traceback" not in err
     assert not any(line.startswith("usage:") for line in err.splitlines())  # the mistake, not every option
+
+
+@pytest.mark.parametrize(
+    ("command", "args"),
+    [(export_main, ["--ckpt_path=x.ckpt", "--verb"]), (viz_main, ["batch", "--verb"])],
+    ids=["export", "viz"],
+)
+def test_the_other_commands_refuse_a_flags_prefix(command, args, capsys):
+    """Not taken for the flag it begins (--verbose), as fashion-lightning's own parser refuses it."""
+    with pytest.raises(SystemExit) as exit_info:
+        command(args)
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --verb" in capsys.readouterr().err
 
 
 def test_test_into_a_folder_that_takes_no_files_is_refused_in_one_line(tiny_data, tmp_path, capsys):

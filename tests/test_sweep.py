@@ -236,6 +236,14 @@ def test_a_trial_whose_values_fit_refuses_ends_failed_in_the_parsers_words(tiny_
     assert [trial.state for trial in study.trials] == [TrialState.FAIL]
 
 
+def test_a_flags_prefix_is_refused_not_taken_for_the_flag(tmp_path, capsys):
+    """``--trial 3`` is no ``--trials 3``: argparse would take it so, and run other trials than asked."""
+    with pytest.raises(SystemExit) as exit_info:
+        sweep(["--space", str(tmp_path / "space.yaml"), "--trial", "3"])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --trial 3" in capsys.readouterr().err
+
+
 def test_a_trials_record_goes_into_its_run_folder_or_the_trials_own(tmp_path):
     params, values = {"data.batch_size": 20}, [0.5]
     assert record(tmp_path / "trial_0", 0, "pruned", params, values, "diverged") == tmp_path / "trial_0"

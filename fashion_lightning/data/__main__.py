@@ -7,7 +7,7 @@ from fashion_lightning.data import DataError, FashionMNIST
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, allow_abbrev=False)
     parser.add_argument("--data_dir", default="data")
     parser.add_argument("--local_copy", default=None, help="a folder with the four official .gz files")
     parser.add_argument("--no-download", dest="download", action="store_false", help="only look for copies")

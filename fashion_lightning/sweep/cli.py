@@ -59,6 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="fashion-lightning-sweep",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,  # a mistyped flag's prefix is refused, not taken for the flag it begins
     )
     parser.add_argument(
         "--config", action="append", default=[], metavar="FILE", help="a config of fit; repeatable"

@@ -218,10 +218,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="fashion-lightning-viz",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,  # a mistyped flag's prefix is refused, not taken for the flag it begins
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, summary) in COMMANDS.items():
-        command = commands.add_parser(name, help=summary, description=summary)
+        command = commands.add_parser(name, help=summary, description=summary, allow_abbrev=False)
         command.add_argument(
             "--out", type=Path, default=Path("pictures") / f"{name}.png", help="PNG to write"
         )
