@@ -345,9 +345,11 @@ def test_validate_and_test_of_a_checkpoint_log_at_its_step_in_the_runs_curves(ti
     cli("validate", "baseline", tiny_data, root, "--ckpt_path=best")
     cli("test", "baseline", tiny_data, root, "--ckpt_path=last")
     events = scalars(root / "version_0")
-    # at the checkpoints' step (20, the end of the fit), beside their scores while training: not at
-    # step 0, left of the whole training curve
-    assert [e.step for e in events.Scalars("val/acc")] == [9, 19, 20]
+    # at the end of the fit, not at step 0, left of the whole training curve: a validation on the fit's
+    # own validation of the same weights (step 19), a test where Lightning logs one right after a fit
+    # (its global step, 20)
+    assert [e.step for e in events.Scalars("val/acc")] == [9, 19, 19]
+    assert events.Scalars("val/acc")[2].value == events.Scalars("val/acc")[1].value
     assert [e.step for e in events.Scalars("test/acc")] == [20]
     # validating one checkpoint finds no best over epochs: the run's best and its HParams entry stay
     for tag, values in fitted.items():

@@ -325,8 +325,13 @@ class ImageClassifier(LightningModule):
         # torchmetrics' compute() has already gathered every rank's data, so under DDP sync_dist only
         # averages identical copies; it keeps the values correct and Lightning from warning.
         if self.trainer.state.fn != TrainerFn.FITTING and self.checkpoint_position is not None:
-            # test/validate of a checkpoint log into its run's curves at its place, not at step 0
+            # test/validate of a checkpoint log into its run's curves at its place, not at step 0: a test
+            # where Lightning logs one right after the fit, at the checkpoint's global step; a validation
+            # on the fit's validation that saved the checkpoint, which Lightning logs before it counts
+            # the step just taken
             epoch, step = self.checkpoint_position
+            if self.trainer.state.fn == TrainerFn.VALIDATING:
+                step = max(step - 1, 0)
             values = {**values, "epoch": float(epoch), "step": float(step)}
         self.log_dict(values, sync_dist=True)
 
