@@ -30,7 +30,7 @@ from fashion_lightning.config_files import check_syntax, config_files, name_the_
 from fashion_lightning.cpu_precision import precision_for_this_cpu
 from fashion_lightning.data import DataError, ImageDataModule
 from fashion_lightning.errors import ConfigError, exit_with, from_worker, raised_inside
-from fashion_lightning.graceful_stop import GracefulStop, Interrupted, Stopped, stop_at_once
+from fashion_lightning.graceful_stop import GracefulStop, Interrupted, Stopped, stop_at_once_on_sigterm
 from fashion_lightning.model_checkpoint import RunCheckpoint
 from fashion_lightning.models import ImageClassifier
 from fashion_lightning.models.classifier import NonFiniteLossError
@@ -368,7 +368,7 @@ def main(args: list[str] | None = None) -> None:
         args = [arg for arg in args if arg != "--verbose"]
     threading.excepthook = _quiet_full_disk
     handles_signals = threading.current_thread() is threading.main_thread()  # Python's rule
-    previous = signal.signal(signal.SIGTERM, stop_at_once) if handles_signals else None
+    previous = stop_at_once_on_sigterm() if handles_signals else None
     try:
         FashionLightningCLI(args=args)
     except (Stopped, Interrupted) as stop:

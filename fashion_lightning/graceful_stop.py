@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -33,15 +35,52 @@ class Interrupted(BaseException):
         super().__init__(f"{signal.Signals(signum).name} received: stopped")
 
 
+_received: int | None = None  # the SIGTERM stop_at_once was called for
+_between_batches = False  # inside stops_between_batches
+
+
+def stop_at_once_on_sigterm():
+    """Install ``stop_at_once`` for SIGTERM (from the main thread); the handler it replaces."""
+    global _received
+    _received = None
+    return signal.signal(signal.SIGTERM, stop_at_once)
+
+
 def stop_at_once(signum: int, frame) -> None:
     """SIGTERM's handler outside a fit's steps, where ``GracefulStop``'s takes over: an exception, as
     Ctrl+C's, so that what was begun is cleaned up (the default kills the process where it stands,
-    which left a new run folder holding only its lock while an image folder was being decoded)."""
+    which left a new run folder holding only its lock while an image folder was being decoded).
+    The signal is kept too, for ``raise_if_stopped``: Python drops an exception raised in the callbacks
+    it runs after a fork, as when the signal comes while a DataLoader starts its workers."""
+    global _received
     if multiprocessing.parent_process() is not None:  # a process forked from this one (a DDP rank)
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
         return
-    raise Interrupted(signum)
+    _received = signum
+    if not _between_batches:
+        raise Interrupted(signum)
+
+
+def raise_if_stopped() -> None:
+    """Raise ``Interrupted`` for a SIGTERM that ``stop_at_once`` kept and did not (or could not) raise."""
+    if _received is not None:
+        raise Interrupted(_received)
+
+
+@contextlib.contextmanager
+def stops_between_batches() -> Iterator[None]:
+    """SIGTERM only noted inside, for ``raise_if_stopped`` to raise between a DataLoader's batches.
+    Raised as the loader starts its workers, its exception was dropped ("Exception ignored in:
+    _releaseLock") and the fit went on, or it left the workers half started (tracebacks of torch's and
+    multiprocessing's own)."""
+    global _between_batches
+    _between_batches = True
+    try:
+        yield
+    finally:
+        _between_batches = False
+    raise_if_stopped()
 
 
 class GracefulStop(Callback):
@@ -59,6 +98,7 @@ class GracefulStop(Callback):
         self._previous: dict[int, object] = {}
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        raise_if_stopped()  # one Python dropped as a DataLoader started its workers: nothing trained
         self._received = None
         try:
             self._previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}

@@ -288,6 +288,38 @@ def test_a_full_disk_under_tensorboards_event_file_is_one_line(tiny_data, tmp_pa
     assert f"error: no space left in {disk / 'version_0'} (" in done.stderr
 
 
+SIGTERM_AS_WORKERS_START = """
+import os, signal, sys
+from fashion_lightning.cli import main
+
+sent = []
+
+def sigterm_inside_the_fork_callbacks():
+    if not sent:  # the first fork: the image folder's first decoding worker
+        sent.append(signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)
+        sum(range(10_000))  # the handler runs here, where Python drops the exception it raises
+
+os.register_at_fork(after_in_parent=sigterm_inside_the_fork_callbacks)
+main(sys.argv[1:])
+"""
+
+
+def test_sigterm_as_the_decoding_workers_start_still_stops_the_fit(tmp_path):
+    """Python drops an exception raised in its after-fork callbacks, where a signal's handler may run
+    as a DataLoader starts its workers: the fit went on to its end, after "Exception ignored in"."""
+    root = write_shapes(tmp_path / "photos", per_class=40)
+    command = [sys.executable, "-c", SIGTERM_AS_WORKERS_START, "fit", *SETTINGS]
+    command += [f"--data.source={ImageFolder.__module__}.ImageFolder", f"--data.source.root={root}"]
+    command += ["--data.source.size=28", "--data.source.workers=2", f"--data.source.cache_dir={tmp_path}"]
+    command += [f"--trainer.default_root_dir={tmp_path / 'runs'}"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 128 + signal.SIGTERM, done.stderr[-2000:]
+    assert done.stderr.rstrip().endswith("SIGTERM received: stopped")
+    assert "Exception ignored" not in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert not list((tmp_path / "runs").glob("version_*")), "no run folder is left for a run that never began"
+
+
 def test_sigterm_while_an_image_folder_is_decoded_stops_in_one_line_and_leaves_no_run(tmp_path):
     """Before the first step there is nothing to save: the command ends as Ctrl+C would, and the run
     folder made for it goes (the signal's default action killed the process, leaving it behind)."""

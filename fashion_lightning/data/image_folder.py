@@ -31,6 +31,7 @@ from fashion_lightning.data.batches import usable_cpus
 from fashion_lightning.data.photos import find_images, fit_image, read_image
 from fashion_lightning.data.source import DataError, ImageSource, LabelledImages
 from fashion_lightning.errors import ConfigError
+from fashion_lightning.graceful_stop import raise_if_stopped, stops_between_batches
 
 CACHE_VERSION = 3  # raise it when the cache's content or the decoding changes
 DECODE_BATCH = 32  # images a decoding worker hands back at a time
@@ -362,11 +363,13 @@ class ImageFolder(ImageSource):
             collate_fn=_gather,
             generator=torch.Generator(),
         )
-        for indices, decoded, errors in loader:
-            readable[indices] = True
-            if images is not None and len(indices):
-                images[indices] = decoded
-            skipped += [[split.paths[index], error] for index, error in errors]
+        with stops_between_batches():  # a SIGTERM stops the decoding between two batches
+            for indices, decoded, errors in loader:
+                raise_if_stopped()
+                readable[indices] = True
+                if images is not None and len(indices):
+                    images[indices] = decoded
+                skipped += [[split.paths[index], error] for index, error in errors]
         labels = torch.tensor(split.labels, dtype=torch.long)
         missing = sorted(set(split.labels) - set(labels[readable].tolist()))
         if split.name == "train" and missing:
