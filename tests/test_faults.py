@@ -320,6 +320,21 @@ def test_sigterm_as_the_decoding_workers_start_still_stops_the_fit(tmp_path):
     assert not list((tmp_path / "runs").glob("version_*")), "no run folder is left for a run that never began"
 
 
+def test_sigterm_dropped_as_a_streamed_folders_workers_start_stops_the_fit_before_its_first_step(tmp_path):
+    """The first workers here read the streamed images for the data's statistics, outside the decoding:
+    the signal Python dropped there is raised as training starts."""
+    root = write_shapes(tmp_path / "photos", per_class=40)
+    command = [sys.executable, "-c", SIGTERM_AS_WORKERS_START, "fit", *SETTINGS]
+    command += [f"--data.source={ImageFolder.__module__}.ImageFolder", f"--data.source.root={root}"]
+    command += ["--data.source.size=28", "--data.source.workers=0", f"--data.source.cache_dir={tmp_path}"]
+    command += ["--data.source.max_memory_mb=0.001", "--data.num_workers=2"]
+    command += [f"--trainer.default_root_dir={tmp_path / 'runs'}"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 128 + signal.SIGTERM, done.stderr[-2000:]
+    assert done.stderr.rstrip().endswith("SIGTERM received: stopped")
+    assert not list((tmp_path / "runs").glob("version_*")), "no run folder is left for a run that never began"
+
+
 def test_sigterm_while_an_image_folder_is_decoded_stops_in_one_line_and_leaves_no_run(tmp_path):
     """Before the first step there is nothing to save: the command ends as Ctrl+C would, and the run
     folder made for it goes (the signal's default action killed the process, leaving it behind)."""
