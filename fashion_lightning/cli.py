@@ -39,6 +39,7 @@ from fashion_lightning.run_config import RunConfig
 from fashion_lightning.run_lock import RunLock, RunLockedError
 from fashion_lightning.runs import (
     CheckpointError,
+    LatestRunSavedNothing,
     check_net_importable,
     claim_run_folder,
     read_checkpoint,
@@ -158,7 +159,14 @@ class FashionLightningCLI(LightningCLI):
                 )
             return
         root = self._root_dir(config)
-        path = resolve_checkpoint(config.ckpt_path, root)
+        try:
+            path = resolve_checkpoint(config.ckpt_path, root)
+        except LatestRunSavedNothing as nothing:
+            if subcommand != "fit":
+                raise
+            print(f"{nothing}. Starting a new run.", file=sys.stderr)  # as that run's first start did
+            config.ckpt_path = None
+            return
         if path is None and subcommand == "fit":
             print(
                 f"--ckpt_path {config.ckpt_path}: no checkpoint under {root} yet; starting a new run.",
@@ -168,7 +176,7 @@ class FashionLightningCLI(LightningCLI):
             return
         if path is None:
             raise SystemExit(
-                f"--ckpt_path {config.ckpt_path}: no run with checkpoints under {root}. "
+                f"error: --ckpt_path {config.ckpt_path}: no run with checkpoints under {root}. "
                 "Train first (fit), or give a checkpoint path."
             )
         config.ckpt_path = str(path)

@@ -26,11 +26,39 @@ class CheckpointError(RuntimeError):
 
 
 def latest_checkpoint(root: str | Path) -> Path | None:
-    """The most recently written checkpoint of any run under ``root``, at any depth (another logger
-    nests its runs deeper). It is ``last.ckpt``, rewritten after every validation, unless that one
-    could never be written (a full disk): then the run's newest checkpoint still resumes it."""
-    found = [path for path in Path(root).rglob("*.ckpt") if path.parent.name == CHECKPOINTS]
-    return max(found, key=lambda path: path.stat().st_mtime, default=None)
+    """``last.ckpt`` of the run under ``root``, at any depth (another logger nests its runs deeper), whose
+    checkpoints were written last. Within that run ``last.ckpt`` wins whatever the files' times (a copy
+    of the run folder gives them new ones); without it (a full disk kept it from being written) the
+    run's newest checkpoint still resumes it."""
+    runs: dict[Path, list[Path]] = {}
+    for path in Path(root).rglob("*.ckpt"):
+        if path.parent.name == CHECKPOINTS:
+            runs.setdefault(path.parent, []).append(path)
+    if not runs:
+        return None
+    folder = max(runs, key=lambda found: max(path.stat().st_mtime for path in runs[found]))
+    if (folder / LAST).is_file():
+        return folder / LAST
+    return max(runs[folder], key=lambda path: path.stat().st_mtime)
+
+
+class LatestRunSavedNothing(CheckpointError):
+    """``last``/``best`` asked for, and the latest run under the root saved no checkpoint."""
+
+
+def later_runs_without_checkpoints(checkpoint: Path) -> list[Path]:
+    """The run folders beside ``checkpoint``'s with a higher version that hold no checkpoint: runs started
+    after it that saved nothing yet (stopped before their first validation, or still training)."""
+    run = run_folder(checkpoint)
+    if run is None:
+        return []
+    later = [folder for folder in run.parent.glob("version_*") if _version(folder) > _version(run)]
+    return sorted((folder for folder in later if not any(folder.rglob("*.ckpt"))), key=_version)
+
+
+def _version(folder: Path) -> int:
+    number = folder.name.removeprefix("version_")
+    return int(number) if number.isdigit() else -1
 
 
 def best_checkpoint(last: Path) -> Path:
@@ -80,6 +108,13 @@ def resolve_checkpoint(ckpt_path: str, root: str | Path) -> Path | None:
     last = latest_checkpoint(root)
     if last is None:
         return None
+    later = later_runs_without_checkpoints(last)
+    if later:
+        earlier = f"--ckpt_path {last}" if ckpt_path == "last" else f"a checkpoint of {last.parent}"
+        raise LatestRunSavedNothing(
+            f"--ckpt_path {ckpt_path}: the latest run under {root}, {later[-1].name}, saved no checkpoint "
+            f"(stopped before its first, or still training); for the run before it, give {earlier}"
+        )
     if last.name != LAST:
         print(f"--ckpt_path {ckpt_path}: {last.parent} has no {LAST} (was the disk full?); using {last.name}")
     return last if ckpt_path == "last" else best_checkpoint(last)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import re
 import shutil
 import socket
@@ -253,6 +254,49 @@ def test_resume_from_last_continues_epoch_step_and_run_folder(tiny_data, tmp_pat
     cli("fit", "dropout", tiny_data, root, "--trainer.max_epochs=4", f"--ckpt_path={epoch_1}")
     cli("fit", "dropout", tiny_data, root, "--trainer.max_epochs=1")
     assert sorted(p.name for p in root.iterdir()) == ["version_0", "version_1"]
+
+
+def test_last_of_a_copied_run_is_its_last_checkpoint_whichever_file_was_written_later(tiny_data, tmp_path):
+    """A copy (cp -r, scp, a download) gives the files new times, in no set order: a resume from the best
+    checkpoint would train the later epochs again and overwrite last.ckpt."""
+    cli("fit", "dropout", tiny_data, tmp_path / "runs", "--trainer.max_epochs=2")
+    shutil.copytree(tmp_path / "runs", tmp_path / "copy")
+    checkpoints = tmp_path / "copy" / "version_0" / "checkpoints"
+    best = next(checkpoints.glob("epoch=*"))
+    os.utime(best, (time.time() + 60, time.time() + 60))
+    resumed = cli(
+        "fit", "dropout", tiny_data, tmp_path / "copy", "--trainer.max_epochs=3", "--ckpt_path=last"
+    )
+    assert resumed.config["fit"]["ckpt_path"] == str(checkpoints / "last.ckpt")
+    assert resumed.trainer.global_step == 30
+
+
+def test_last_after_a_run_that_saved_nothing_is_not_the_run_before_it(tiny_data, tmp_path, capsys):
+    """A start killed before its first checkpoint (kill -9 while an image folder decodes) leaves a run
+    folder without one: the same command again starts anew, as it did, and does not go on with (or
+    test) the earlier run under the root, trained with other settings."""
+    root = tmp_path / "runs"
+    cli("fit", "dropout", tiny_data, root, "--trainer.max_epochs=1")
+    (root / "version_1").mkdir()  # all a killed start leaves, besides its lock file
+    capsys.readouterr()
+    again = cli("fit", "dropout", tiny_data, root, "--trainer.max_epochs=2", "--ckpt_path=last")
+    said = capsys.readouterr().err
+    assert "the latest run under" in said and "version_1, saved no checkpoint" in said
+    assert said.count("Starting a new run.") == 1
+    assert again.trainer.global_step == 20 and (root / "version_2" / "checkpoints" / "last.ckpt").is_file()
+    (root / "version_3").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "test",
+                *config_args("dropout"),
+                *data_args(tiny_data),
+                f"--trainer.default_root_dir={root}",
+                "--ckpt_path=best",
+            ]
+        )
+    assert "version_3, saved no checkpoint" in str(exit_info.value.code)
+    assert f"give a checkpoint of {root / 'version_2' / 'checkpoints'}" in str(exit_info.value.code)
 
 
 def test_a_run_under_a_relative_root_resumes_with_its_best_checkpoint_kept(
