@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tiny_idx import write_tiny_fashion_mnist
 
 from fashion_lightning.cli import FashionLightningCLI
@@ -79,7 +80,17 @@ def uninterrupted(tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("resume")
     data_dir = write_tiny_fashion_mnist(tmp / "data")
     run = fit(data_dir, tmp / "runs")
-    return {"data_dir": data_dir, "weights": run.model.state_dict(), "metrics": run.trainer.callback_metrics}
+    metrics, curves = run.trainer.callback_metrics, epoch_curves(tmp / "runs" / "version_0")
+    return {"data_dir": data_dir, "weights": run.model.state_dict(), "metrics": metrics, "curves": curves}
+
+
+def epoch_curves(run_dir: Path) -> dict:
+    """Each epoch's ``(step, value)`` of training loss and accuracy and of validation accuracy, as
+    TensorBoard reads them from all of the run's event files."""
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    tags = ("train/loss", "train/acc", "val/acc")
+    return {tag: [(event.step, event.value) for event in events.Scalars(tag)] for tag in tags}
 
 
 @pytest.mark.parametrize(
@@ -100,6 +111,8 @@ def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(step, uninte
         assert torch.equal(weights[name], expected), name
     for name in ("val/acc", "val/loss", "train/loss"):
         assert resumed.trainer.callback_metrics[name] == uninterrupted["metrics"][name], name
+    # TensorBoard's curves too, the interrupted epoch's training figures among them
+    assert epoch_curves(root / "version_0") == uninterrupted["curves"]
     assert sorted(p.name for p in root.iterdir()) == ["version_0"], (
         "the resumed run writes into its own folder"
     )
@@ -144,6 +157,7 @@ def test_resume_is_exact_with_a_step_schedule_or_a_batch_limit(extra, step, unin
     weights = resumed.model.state_dict()
     for name, expected in reference.model.state_dict().items():
         assert torch.equal(weights[name], expected), name
+    assert epoch_curves(root / "version_0") == epoch_curves(tmp_path / "reference" / "version_0")
 
 
 @pytest.fixture(scope="module")
@@ -253,6 +267,7 @@ def test_resume_from_the_checkpoint_of_a_validation_is_exact(uninterrupted, tmp_
     resumed = FashionLightningCLI(args=["fit", *settings, *common, "--ckpt_path=last"])
     weights = resumed.model.state_dict()
     assert all(torch.equal(weights[name], value) for name, value in uninterrupted["weights"].items())
+    assert epoch_curves(root / "version_0") == uninterrupted["curves"]
 
 
 def test_signal_handlers_are_given_back_after_a_fit(uninterrupted, tmp_path):

@@ -30,6 +30,8 @@ from fashion_lightning.models.standardize import Standardize
 from fashion_lightning.models.test_time_augmentation import TestTimeAugmentation
 from fashion_lightning.random_states import RANDOM_STATES, random_states, set_random_states
 
+TRAIN_TOTALS = "train_totals"  # a checkpoint's key for the epoch's running training sums
+
 # (in_channels, (height, width), num_classes) -> the network; in a config, a net's class and its own settings
 NetFactory = Callable[[int, tuple[int, int], int], nn.Module]
 
@@ -99,6 +101,7 @@ class ImageClassifier(LightningModule):
         self.input_contract: InputContract | None = None
         self.net: nn.Module | None = None
         self.train_totals: dict = {}  # the epoch's running training sums, see _reset_train_totals
+        self.restored_totals: dict | None = None  # those of a checkpoint saved mid-epoch, until training
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self.val_acc_best = MaxMetric()
         # the latest confusion matrix of each stage ("val", "test"), drawn by viz.PictureLogger
@@ -213,6 +216,7 @@ class ImageClassifier(LightningModule):
         totals["loss"] += value * images
         totals["correct"].add_((logits.argmax(dim=1) == labels).sum())
         totals["images"] += images
+        totals["batches"] = batch_idx + 1
         if self._logger_writes_this_step():
             self.log("train/loss_step", value, prog_bar=True)
         return loss
@@ -228,6 +232,10 @@ class ImageClassifier(LightningModule):
         # the sanity check's few batches must not count towards the best accuracy
         self.val_acc_best.reset()
         self._reset_train_totals()  # here, not at epoch start: a run resumed mid-epoch starts no epoch
+        restored, self.restored_totals = self.restored_totals, None
+        if restored is not None:  # the count of right answers stays a tensor on the training device
+            self.train_totals["correct"] += restored.pop("correct")
+            self.train_totals.update(restored)
         self._check_schedule_length()
         self.checkpoint_position = None  # the weights move on: a test after this fit is at its end
 
@@ -256,6 +264,7 @@ class ImageClassifier(LightningModule):
             "loss": 0.0,  # sum of loss x batch size
             "correct": torch.zeros((), dtype=torch.long, device=self.device),
             "images": 0,
+            "batches": 0,  # the epoch's batches trained, this one's included
         }
 
     def on_train_epoch_end(self) -> None:
@@ -339,10 +348,18 @@ class ImageClassifier(LightningModule):
         # dropout and augmentation draw from the global generators: a run resumed from this checkpoint
         # must draw the numbers the interrupted run would have drawn next
         checkpoint[RANDOM_STATES] = random_states()
+        # and so must the epoch's running training sums, for the epoch's train/loss and train/acc, if it
+        # goes on from the middle of the epoch (at its last batch, it goes on with the next epoch); under
+        # DDP only rank 0's would be saved, so there a resumed epoch's figures count from the resume
+        totals = self.train_totals
+        mid_epoch = 0 < totals.get("batches", 0) < self.trainer.num_training_batches
+        if mid_epoch and self.trainer.world_size == 1:
+            checkpoint[TRAIN_TOTALS] = {**totals, "correct": int(totals["correct"])}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # test/validate do not restore the loop's epoch and step; pictures are drawn at the checkpoint's
         self.checkpoint_position = (checkpoint["epoch"], checkpoint["global_step"])
+        self.restored_totals = checkpoint.get(TRAIN_TOTALS)
         if RANDOM_STATES in checkpoint:
             set_random_states(checkpoint[RANDOM_STATES])
 
