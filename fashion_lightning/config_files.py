@@ -13,6 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from fashion_lightning.errors import ConfigError
+
 
 def config_files(args: Sequence[str]) -> list[Path]:
     """The files given as ``--config FILE``, ``--config=FILE`` or ``-c FILE``."""
@@ -25,11 +27,26 @@ def config_files(args: Sequence[str]) -> list[Path]:
     return [path for path in found if path.is_file()]
 
 
+def load_yaml(path: str | Path):
+    """A YAML file's content. A file that is no UTF-8 text (a config saved as Latin-1, or an image
+    given by mistake) is a ``ConfigError`` in one line, not the decoder's traceback."""
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {err.object[err.start]:#04x} at position {err.start}): "
+            "save the config as UTF-8"
+        ) from None
+
+
 def check_syntax(paths: Sequence[Path]) -> None:
     """Exit with status 2 and one line naming the file, line and column of a YAML syntax error."""
     for path in paths:
         try:
-            yaml.safe_load(path.read_text())
+            load_yaml(path)
+        except ConfigError as err:
+            sys.stderr.write(f"error: {err}\n")
+            raise SystemExit(2) from None
         except yaml.YAMLError as err:
             # where the broken construct began (an unclosed bracket), else where parsing stopped
             mark = getattr(err, "context_mark", None) or getattr(err, "problem_mark", None)
@@ -45,7 +62,7 @@ def name_the_file(message: str, args: Sequence[str]) -> str:
     named = set(re.findall(r"['\"]([\w.]+)['\"]", message))
     files = config_files(args)
     for path in reversed(files):  # the last file that sets a key is the one that counts
-        keys = set(_keys(yaml.safe_load(path.read_text()) or {}))
+        keys = set(_keys(load_yaml(path) or {}))
         for key in sorted(keys):
             if key in named or key.rsplit(".", 1)[-1] in named:
                 if _given_after(key, path, args):

@@ -21,6 +21,7 @@ from test_resume import SETTINGS  # the notes' dropout net, 10 steps an epoch, a
 from fashion_lightning import checkpoint_io
 from fashion_lightning.cli import FashionLightningCLI, main
 from fashion_lightning.data import DataError, ImageFolder
+from fashion_lightning.errors import ConfigError
 from fashion_lightning.run_lock import LOCK
 
 
@@ -158,17 +159,37 @@ def test_one_writer_per_run_and_a_killed_writers_lock_is_taken_over(tmp_path, no
         ("trainer:\n  max_epochs: 3\n  precision: [bf16\n", "broken.yaml, line 3"),
         ("model:\n  no_such_setting: 1\n", "broken.yaml: model.no_such_setting"),
         ("trainer:\n  max_epochs: abc\n", "broken.yaml: trainer.max_epochs"),
+        (
+            "# réglages\ntrainer:\n  max_epochs: 3\n".encode("latin-1"),
+            "broken.yaml is not UTF-8 text (byte 0xe9",
+        ),
     ],
-    ids=["YAML syntax", "unknown key", "wrong type"],
+    ids=["YAML syntax", "unknown key", "wrong type", "not UTF-8"],
 )
 def test_a_config_mistake_names_the_file_and_the_key(text, message, tiny_data, tmp_path, capsys):
     broken = tmp_path / "broken.yaml"
-    broken.write_text(text)
+    broken.write_bytes(text if isinstance(text, bytes) else text.encode())
     with pytest.raises(SystemExit) as exit_info:
         main([*args(tiny_data, tmp_path / "runs"), f"--config={broken}"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err, err
+
+
+def test_the_pictures_and_the_sweep_name_a_config_that_is_not_utf_8(tmp_path):
+    from fashion_lightning.viz.cli import main as viz
+
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("# réglages\ndata:\n  batch_size: 20\n".encode("latin-1"))
+    with pytest.raises(SystemExit) as exit_info:
+        viz(["batch", f"--config={latin}", f"--out={tmp_path / 'batch.png'}"])
+    assert f"{latin} is not UTF-8 text" in str(exit_info.value.code)
+    assert "Traceback" not in str(exit_info.value.code)
+    pytest.importorskip("optuna", reason="the sweep extra is not installed: pip install -e '.[sweep]'")
+    from fashion_lightning.sweep.space import read_space
+
+    with pytest.raises(ConfigError, match="latin.yaml is not UTF-8 text"):
+        read_space(latin)
 
 
 def test_a_bad_value_given_after_a_config_is_not_blamed_on_the_file(tiny_data, tmp_path, capsys):
@@ -243,6 +264,7 @@ def test_a_cache_write_that_fails_for_another_reason_is_named_with_it(tmp_path):
     limited = f"""
 import resource, signal
 from fashion_lightning.data import DataError, ImageFolder
+from fashion_lightning.errors import ConfigError
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
 resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, 16 * 1024))
 try:

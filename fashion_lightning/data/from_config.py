@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 from jsonargparse import ArgumentParser
 
+from fashion_lightning.config_files import load_yaml
 from fashion_lightning.data.datamodule import ImageDataModule
 from fashion_lightning.errors import ConfigError
 
@@ -26,7 +27,7 @@ def data_module_from_configs(paths: Sequence[str | Path]) -> ImageDataModule:
     config = parser.get_defaults()
     for path in paths:
         try:
-            content = yaml.safe_load(Path(path).read_text())
+            content = load_yaml(path)
         except (OSError, yaml.YAMLError) as err:
             raise ConfigError(f"cannot read the config {path}: {err}".splitlines()[0]) from None
         section = content.get("data") if isinstance(content, dict) else None

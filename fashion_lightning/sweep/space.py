@@ -18,6 +18,7 @@ import optuna
 import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
+from fashion_lightning.config_files import load_yaml
 from fashion_lightning.errors import ConfigError
 
 KINDS = {"float": FloatDistribution, "int": IntDistribution, "categorical": CategoricalDistribution}
@@ -55,7 +56,7 @@ class Dimension:
 def read_space(path: str | Path) -> dict[str, Dimension]:
     """The dimensions of a space file, by ``fit`` key; a mistake is a ``ConfigError`` naming the key."""
     try:
-        content = yaml.safe_load(Path(path).read_text())
+        content = load_yaml(path)
     except (OSError, yaml.YAMLError) as err:
         raise ConfigError(f"cannot read the search space {path}: {' '.join(str(err).split())}") from None
     if not isinstance(content, dict) or not content:
