@@ -222,6 +222,7 @@ def write_png_claiming(path: Path, width: int, height: int) -> None:
 
 
 LIMIT = f"over Pillow's decompression-bomb limit of {Image.MAX_IMAGE_PIXELS:,}"
+SHRINK = "; shrink it, or save it as JPEG (decoded at as little as 1/8 of its size)"
 UNUSABLE = {  # file name: (how to make it, how the reason it is refused begins)
     "empty.png": (lambda path: path.write_bytes(b""), "an empty file (0 bytes)"),
     "truncated.jpg": (
@@ -238,7 +239,7 @@ UNUSABLE = {  # file name: (how to make it, how the reason it is refused begins)
     ),
     "bomb.png": (
         lambda path: write_png_claiming(path, 100_000, 100_000),
-        f"too large an image: 10,000,000,000 pixels, {LIMIT}",
+        f"too large an image: 10,000,000,000 pixels to decode, {LIMIT}{SHRINK}",
     ),
     "dangling.png": (
         lambda path: path.symlink_to(path.with_name("gone.png")),
@@ -271,7 +272,7 @@ def test_a_decompression_bomb_is_refused_before_it_is_decoded(width, height, tmp
     with warnings.catch_warnings(), pytest.raises(ValueError) as refused:
         warnings.simplefilter("error")  # Pillow's warning must not escape either
         read_image(tmp_path / "bomb.png", channels=1)
-    assert str(refused.value) == f"too large an image: {width * height:,} pixels, {LIMIT}"
+    assert str(refused.value) == f"too large an image: {width * height:,} pixels to decode, {LIMIT}{SHRINK}"
     assert warnings.filters == filters, "the process's warning filters are left as they were"
     assert LIMIT.endswith(f"{Image.MAX_IMAGE_PIXELS:,}"), "and Pillow's limit as it was"
 

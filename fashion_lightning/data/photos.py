@@ -127,8 +127,9 @@ def _open(path: Path) -> Image.Image:
     if limit and opened.width * opened.height > limit:
         opened.close()
         raise Image.DecompressionBombError(
-            f"too large an image: {opened.width * opened.height:,} pixels, over Pillow's "
-            f"decompression-bomb limit of {limit:,}"
+            f"too large an image: {opened.width * opened.height:,} pixels to decode, over Pillow's "
+            f"decompression-bomb limit of {limit:,}; shrink it, or save it as JPEG (decoded at as little "
+            "as 1/8 of its size)"
         )
     return opened
 
