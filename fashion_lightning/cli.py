@@ -30,7 +30,7 @@ from fashion_lightning.config_files import check_syntax, config_files, name_the_
 from fashion_lightning.cpu_precision import precision_for_this_cpu
 from fashion_lightning.data import DataError, ImageDataModule
 from fashion_lightning.errors import ConfigError, exit_with, from_worker, raised_inside
-from fashion_lightning.graceful_stop import GracefulStop, Interrupted, Stopped, stop_at_once_on_sigterm
+from fashion_lightning.graceful_stop import GracefulStop, Interrupted, Stopped, stop_at_once_on_signals
 from fashion_lightning.model_checkpoint import RunCheckpoint
 from fashion_lightning.models import ImageClassifier
 from fashion_lightning.models.classifier import NonFiniteLossError
@@ -376,7 +376,7 @@ def main(args: list[str] | None = None) -> None:
         args = [arg for arg in args if arg != "--verbose"]
     threading.excepthook = _quiet_full_disk
     handles_signals = threading.current_thread() is threading.main_thread()  # Python's rule
-    previous = stop_at_once_on_sigterm() if handles_signals else None
+    previous = stop_at_once_on_signals() if handles_signals else {}
     try:
         FashionLightningCLI(args=args)
     except (Stopped, Interrupted) as stop:
@@ -398,8 +398,8 @@ def main(args: list[str] | None = None) -> None:
             raise  # any other error is a bug to report, with its traceback
         exit_with(from_worker(err), verbose)
     finally:
-        if handles_signals:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
 # what a user can set right: each ends a command with its one-line message

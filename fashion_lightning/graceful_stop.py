@@ -27,8 +27,9 @@ class Stopped(Exception):
 
 
 class Interrupted(BaseException):
-    """A command stopped by SIGTERM where it stood. A ``BaseException``, as ``KeyboardInterrupt`` is, so
-    that no ``except Exception`` on the way takes it for another error (a damaged file) or drops it."""
+    """A command stopped by Ctrl+C or SIGTERM where it stood. A ``BaseException``, as
+    ``KeyboardInterrupt`` is, so that no ``except Exception`` on the way takes it for another error (a
+    damaged file) or drops it."""
 
     def __init__(self, signum: int) -> None:
         self.signum = signum
@@ -39,17 +40,19 @@ _received: int | None = None  # the SIGTERM stop_at_once was called for
 _between_batches = False  # inside stops_between_batches
 
 
-def stop_at_once_on_sigterm():
-    """Install ``stop_at_once`` for SIGTERM (from the main thread); the handler it replaces."""
+def stop_at_once_on_signals() -> dict:
+    """Install ``stop_at_once`` for SIGINT and SIGTERM (from the main thread); the handlers it replaces."""
     global _received
     _received = None
-    return signal.signal(signal.SIGTERM, stop_at_once)
+    return {signum: signal.signal(signum, stop_at_once) for signum in GracefulStop.SIGNALS}
 
 
 def stop_at_once(signum: int, frame) -> None:
-    """SIGTERM's handler outside a fit's steps, where ``GracefulStop``'s takes over: an exception, as
-    Ctrl+C's, so that what was begun is cleaned up (the default kills the process where it stands,
-    which left a new run folder holding only its lock while an image folder was being decoded).
+    """Ctrl+C's and SIGTERM's handler outside a fit's steps, where ``GracefulStop``'s takes over: an
+    exception, so that what was begun is cleaned up (SIGTERM's default kills the process where it
+    stands, which left a new run folder holding only its lock while an image folder was being decoded;
+    Ctrl+C's KeyboardInterrupt, Lightning answers with a shutdown of its own and status 1), and the
+    command ends as a stopped fit does, with status 128 + the signal.
     The signal is kept too, for ``raise_if_stopped``: Python drops an exception raised in the callbacks
     it runs after a fork, as when the signal comes while a DataLoader starts its workers."""
     global _received
@@ -63,14 +66,14 @@ def stop_at_once(signum: int, frame) -> None:
 
 
 def raise_if_stopped() -> None:
-    """Raise ``Interrupted`` for a SIGTERM that ``stop_at_once`` kept and did not (or could not) raise."""
+    """Raise ``Interrupted`` for a signal that ``stop_at_once`` kept and did not (or could not) raise."""
     if _received is not None:
         raise Interrupted(_received)
 
 
 @contextlib.contextmanager
 def stops_between_batches() -> Iterator[None]:
-    """SIGTERM only noted inside, for ``raise_if_stopped`` to raise between a DataLoader's batches.
+    """Ctrl+C and SIGTERM only noted inside, for ``raise_if_stopped`` to raise between a DataLoader's batches.
     Raised as the loader starts its workers, its exception was dropped ("Exception ignored in:
     _releaseLock") and the fit went on, or it left the workers half started (tracebacks of torch's and
     multiprocessing's own)."""

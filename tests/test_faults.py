@@ -357,9 +357,11 @@ def test_sigterm_dropped_as_a_streamed_folders_workers_start_stops_the_fit_befor
     assert not list((tmp_path / "runs").glob("version_*")), "no run folder is left for a run that never began"
 
 
-def test_sigterm_while_an_image_folder_is_decoded_stops_in_one_line_and_leaves_no_run(tmp_path):
-    """Before the first step there is nothing to save: the command ends as Ctrl+C would, and the run
-    folder made for it goes (the signal's default action killed the process, leaving it behind)."""
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl+C"])
+def test_sigterm_while_an_image_folder_is_decoded_stops_in_one_line_and_leaves_no_run(signum, tmp_path):
+    """Before the first step there is nothing to save: the command ends in one line, and the run folder
+    made for it goes (SIGTERM's default action killed the process, leaving it behind; Ctrl+C ended in
+    Lightning's shutdown, with status 1)."""
     root = write_shapes(tmp_path / "photos", per_class=600)  # seconds of decoding, in this process
     command = [str(Path(sys.executable).parent / "fashion-lightning"), "fit", *SETTINGS]
     command += [f"--data.source={ImageFolder.__module__}.ImageFolder", f"--data.source.root={root}"]
@@ -373,8 +375,11 @@ def test_sigterm_while_an_image_folder_is_decoded_stops_in_one_line_and_leaves_n
     for line in process.stdout:
         if line.startswith("ImageFolder: decoding"):
             break
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
-    assert stderr.rstrip().endswith("SIGTERM received: stopped") and "Traceback" not in stderr, stderr[-2000:]
+    assert process.returncode == 128 + signum, stderr[-2000:]
+    assert (
+        stderr.rstrip().endswith(f"{signal.Signals(signum).name} received: stopped")
+        and "Traceback" not in stderr
+    ), stderr[-2000:]
     assert not list((tmp_path / "runs").glob("version_*")), "no run folder is left for a run that never began"
