@@ -137,7 +137,18 @@ class FashionLightningCLI(LightningCLI):
             # LightningCLI parses a checkpoint's hyperparameters over the command's next; test-time
             # augmentation is how this command evaluates, so it is put back (before_instantiate_classes)
             self.test_time_augmentation = self.config[subcommand].model.test_time_augmentation
-            self._resolve_ckpt_path(self.config[subcommand], subcommand)
+            checkpoint = self._resolve_ckpt_path(self.config[subcommand], subcommand)
+            data_given = config_files(given) or any(arg.startswith("--data") for arg in given)
+            if checkpoint is not None and subcommand != "fit" and not data_given:
+                self._use_the_checkpoints_data(checkpoint)
+
+    def _use_the_checkpoints_data(self, checkpoint: dict) -> None:
+        """A checkpoint tested, validated or predicted on with no data settings given scores the data it
+        was trained on, as its data module saved its settings, not the default Fashion-MNIST: as
+        LightningCLI takes the model's settings from the checkpoint."""
+        data = {k: v for k, v in checkpoint.get("datamodule_hyper_parameters", {}).items() if k[0] != "_"}
+        if data:
+            self.config = self.parser.parse_object({self.config.subcommand: {"data": data}}, self.config)
 
     def _choose_precision(self, insisted: bool) -> None:
         """A config's bf16-mixed, on a CPU that would only emulate bf16, becomes float32 (cpu_precision),
@@ -148,8 +159,9 @@ class FashionLightningCLI(LightningCLI):
         if why and rank_zero_only.rank == 0:
             print(why, file=sys.stderr)
 
-    def _resolve_ckpt_path(self, config, subcommand: str) -> None:
-        """Turn ``last``/``best`` into a file before Lightning reads the checkpoint's hyperparameters."""
+    def _resolve_ckpt_path(self, config, subcommand: str) -> dict | None:
+        """Turn ``last``/``best`` into a file before Lightning reads the checkpoint's hyperparameters; the
+        checkpoint, read without its weights, if there is one."""
         if not config.get("ckpt_path"):
             if subcommand in ("validate", "test") and config.model.get("input_contract") is None:
                 # the net would be untrained, and would not even know its input (it learns it at fit)
@@ -157,7 +169,7 @@ class FashionLightningCLI(LightningCLI):
                     f"error: {subcommand} scores a trained model: give --ckpt_path, a .ckpt file or "
                     f"last/best for the latest run under {self._root_dir(config)}"
                 )
-            return
+            return None
         root = self._root_dir(config)
         try:
             path = resolve_checkpoint(config.ckpt_path, root)
@@ -166,14 +178,14 @@ class FashionLightningCLI(LightningCLI):
                 raise
             print(f"{nothing}. Starting a new run.", file=sys.stderr)  # as that run's first start did
             config.ckpt_path = None
-            return
+            return None
         if path is None and subcommand == "fit":
             print(
                 f"--ckpt_path {config.ckpt_path}: no checkpoint under {root} yet; starting a new run.",
                 file=sys.stderr,
             )
             config.ckpt_path = None
-            return
+            return None
         if path is None:
             raise SystemExit(
                 f"error: --ckpt_path {config.ckpt_path}: no run with checkpoints under {root}. "
@@ -205,6 +217,7 @@ class FashionLightningCLI(LightningCLI):
                     f"error: --trainer.max_epochs {max_epochs} is below the {done} epochs the checkpoint "
                     f"{path} has already trained; give a larger max_epochs to train on"
                 )
+        return checkpoint
 
     def before_instantiate_classes(self) -> None:
         if self.subcommand:

@@ -348,6 +348,18 @@ def test_a_streamed_fit_trains_as_one_in_memory(fitted):
     assert "data/train_images" in pictures and "val/predictions" in pictures
 
 
+def test_a_folders_checkpoint_tested_without_a_config_scores_that_folder(fitted, tmp_path, monkeypatch):
+    """The data settings come from the checkpoint, as the model's do: not Fashion-MNIST, the default,
+    which is not here to be found (and would then be refused as another data set)."""
+    work, first = fitted
+    monkeypatch.chdir(tmp_path)
+    checkpoint = work / "first" / "version_0" / "checkpoints" / "last.ckpt"
+    run = FashionLightningCLI(args=["test", f"--ckpt_path={checkpoint}", *QUIET])
+    assert isinstance(run.datamodule.source, ImageFolder)
+    assert run.datamodule.source.root == str(work / "photos")
+    assert tuple(run.datamodule.test_set.classes) == SHAPES and "test/acc" in run.trainer.callback_metrics
+
+
 def test_predict_reads_a_photo_as_the_training_read_it(fitted):
     """``predict`` with only the checkpoint, on the folder's files, gives the model's answers for the
     cached images: the same pixels reach the model."""
