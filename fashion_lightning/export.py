@@ -8,8 +8,9 @@ The exported model takes a batch of images of the shape the model was trained on
 ``[N, C, H, W]`` with pixel values in [0, 1] (as torchvision's ``ToTensor`` gives them), normalises
 them as in training, and returns class probabilities ``[N, classes]``. The model's input contract
 (class names in output order, channels, size, mean and std) is written beside it as JSON
-(``model.onnx`` -> ``model.onnx.json``), with the checkpoint it came from (path, epoch and step): a
-run's exports of its best and last checkpoints are told apart. The class names also go into the ONNX
+(``model.onnx`` -> ``model.onnx.json``), with the checkpoint it came from (path, epoch and step). A
+run's exports share one default file, each replacing the last: give ``--out`` to keep its best and
+last side by side. The class names also go into the ONNX
 file's metadata and the TorchScript file. The exported model classifies each image once, whatever the
 checkpoint's ``test_time_augmentation``; ``--tta_hflip`` and ``--tta_shifts N`` build mirrored and
 moved copies into it (one more forward pass each), and the JSON records which. ONNX needs the optional extra:
