@@ -30,7 +30,7 @@ from fashion_lightning.config_files import check_syntax, config_files, name_the_
 from fashion_lightning.cpu_precision import precision_for_this_cpu
 from fashion_lightning.data import DataError, ImageDataModule
 from fashion_lightning.errors import ConfigError, exit_with, from_worker, raised_inside
-from fashion_lightning.graceful_stop import GracefulStop, Interrupted, Stopped, stop_at_once_on_signals
+from fashion_lightning.graceful_stop import GracefulStop, Stopped
 from fashion_lightning.model_checkpoint import RunCheckpoint
 from fashion_lightning.models import ImageClassifier
 from fashion_lightning.models.classifier import NonFiniteLossError
@@ -47,6 +47,7 @@ from fashion_lightning.runs import (
     run_folder,
     settings_not_applied,
 )
+from fashion_lightning.stop_signals import Interrupted, stop_at_once_on_signals
 from fashion_lightning.viz.callback import PictureLogger
 
 # predict's batch indices serve only writers that ask for them; ours keeps the order of the images
@@ -338,10 +339,13 @@ class FashionLightningCLI(LightningCLI):
                 # checkpoint outside any run folder leave it to the logger
                 version = claim_run_folder(root)
                 self.new_run_folder = Path(root, version)
+        # version_N as the number N, which the logger names version_N too: the progress bar shows it
+        # (v_num=3), where it shows a name's last four characters (v_num=on_3)
+        number = (version or "").removeprefix("version_")
         return TensorBoardLogger(
             save_dir=root,
             name="",
-            version=version,
+            version=int(number) if number.isdigit() else version,
             default_hp_metric=False,  # hp_metric is logged from val/acc_best instead of -1
         )
 
