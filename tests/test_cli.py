@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from lightning.pytorch.callbacks.progress.progress_bar import get_standard_metrics
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tiny_idx import write_tiny_fashion_mnist, write_tiny_idx
 from torchvision import datasets
@@ -157,6 +158,7 @@ def test_fit_writes_best_and_last_checkpoints_and_config_under_the_run_folder(tr
     assert config["model"]["net"]["class_path"] == "fashion_lightning.models.BaselineNet"
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert (last["epoch"], last["global_step"]) == (1, 20)
+    assert get_standard_metrics(trained["cli"].trainer) == {"v_num": 0}  # the progress bar's run number
 
 
 def test_tensorboard_events_hold_per_class_curves_and_the_confusion_matrix(trained):
