@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import signal
 import sys
 import threading
@@ -127,7 +128,9 @@ class FashionLightningCLI(LightningCLI):
                 super().parse_arguments(parser, args)
         except SystemExit as exit_:
             words = said.getvalue()
-            sys.stderr.write(name_the_file(without_usage(words), given) if exit_.code else words)
+            sys.stderr.write(
+                name_the_file(union_error_in_short(without_usage(words)), given) if exit_.code else words
+            )
             raise
         finally:
             sys.argv = argv
@@ -380,6 +383,24 @@ def without_usage(message: str) -> str:
         if not in_usage:
             kept.append(line)
     return "".join(kept)
+
+
+def union_error_in_short(message: str) -> str:
+    """jsonargparse's error for a setting that may also be None (``model.net``, ``trainer.max_epochs``)
+    lists every type it tried, None's among them, with Python's names for them: when only one other
+    type was tried, its own error, and the value given, say what is wrong."""
+    if "Does not validate against any of the Union subtypes" not in message:
+        return message
+    key = re.search(r'Parser key "([^"]+)"', message)
+    errors = [line[6:] for line in message.splitlines() if line.startswith("    - ")]
+    errors = [error for error in errors if error != "Expected a <class 'NoneType'>"]
+    given = re.search(r"^  Given value: (.*)$", message, re.M)
+    if key is None or given is None or len(errors) != 1:
+        return message
+    error = re.sub(r"^Type .+? expects a function or a callable class: ", "", errors[0])
+    value = "" if "Got value:" in error else f"; given: {given.group(1)}"
+    head = message[: message.index("error:")]  # jsonargparse's tip, if any
+    return f'{head}error: Parser key "{key.group(1)}": {error}{value}\n'
 
 
 def main(args: list[str] | None = None) -> None:

@@ -115,11 +115,18 @@ def test_a_fit_that_fails_before_its_first_step_leaves_no_run_folder(tiny_data, 
     ("extra", "shown"),
     [
         (["--model.net=fashion_lightning.models.NoSuchNet"], "NoSuchNet"),
-        (["--trainer.max_epochs=abc"], "Given value: abc"),
+        (
+            ["--trainer.max_epochs=abc"],
+            "error: Parser key \"trainer.max_epochs\": Expected a <class 'int'>; given: abc\n",
+        ),
+        (
+            ["--model.net.widht=3"],
+            "error: Parser key \"model.net\": Option 'widht' is not accepted. Got value: ",
+        ),
         (["--model.no_such_setting=1"], "no_such_setting"),
         (["--trainer.max_epoch", "1"], "unrecognized arguments: --trainer.max_epoch"),  # not max_epochs
     ],
-    ids=["unknown net", "wrong type", "unknown key", "a flag's prefix"],
+    ids=["unknown net", "wrong type", "a net's setting misspelled", "unknown key", "a flag's prefix"],
 )
 def test_config_mistakes_are_reported_by_the_parser(extra, shown, tiny_data, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -128,6 +135,7 @@ def test_config_mistakes_are_reported_by_the_parser(extra, shown, tiny_data, tmp
     err = capsys.readouterr().err
     assert shown in err and "Traceback" not in err
     assert not any(line.startswith("usage:") for line in err.splitlines())  # the mistake, not every option
+    assert "Union subtypes" not in err  # nor every type a setting may take, None's among them
 
 
 @pytest.mark.parametrize(
