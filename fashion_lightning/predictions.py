@@ -83,7 +83,8 @@ class PredictionWriter(BasePredictionWriter):
 
     def _summary(self, predicted: torch.Tensor, labels: torch.Tensor | None, names: list[str]) -> None:
         counts = Counter(names[c] for c in predicted.tolist())
-        print(f"\nPredicted {len(predicted)} images; wrote {self.output}")
+        images = "image" if len(predicted) == 1 else "images"
+        print(f"\nPredicted {len(predicted)} {images}; wrote {self.output}")
         for name, count in counts.most_common():
             print(f"  {name:>12}: {count}")
         if labels is not None:

@@ -175,7 +175,7 @@ def test_predict_on_photos_needs_only_the_checkpoint(
     main(["predict", f"--ckpt_path={checkpoint['ckpt']}", "--data.predict_images=garment.jpg", *QUIET])
     rows = list(csv.DictReader((tmp_path / "predictions.csv").open()))
     assert [row["path"] for row in rows] == ["garment.jpg"]
-    assert "Predicted 1 images" in capsys.readouterr().out
+    assert "Predicted 1 image;" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["garment.jpg", "predictions.csv"], (
         "nothing else written"
     )

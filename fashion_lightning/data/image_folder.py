@@ -444,7 +444,10 @@ def _warn_of_loose_files(root: Path) -> None:
 
 
 def _skipped_message(root: str, split: str, skipped: list[list[str]]) -> str:
-    return f"skipped {len(skipped)} {split} files of {root} that are not readable images ({_named(skipped)})"
+    files = "file" if len(skipped) == 1 else "files"
+    return (
+        f"skipped {len(skipped)} {split} {files} of {root} that are not readable images ({_named(skipped)})"
+    )
 
 
 def _named(entries: Sequence[Sequence]) -> str:
