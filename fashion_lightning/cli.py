@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import re
 import signal
@@ -55,6 +56,17 @@ from fashion_lightning.viz.callback import PictureLogger
 warnings.filterwarnings("ignore", message="Couldn't infer the batch indices fetched from your dataloader")
 # weight averaging builds the net by calling configure_model early; ours builds a whole (unsharded) net anyway
 warnings.filterwarnings("ignore", message="You're using the WeightAveraging callback with a model that")
+# a resumed run writes into its own checkpoint folder on purpose; a new fit never into an earlier run's
+# (refused: _refuse_earlier_checkpoints)
+warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+# Lightning's own use of a torch API that torch deprecated, on every run: nothing for a user to change
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+# the summary's size estimate in bf16 (fast.yaml's precision) counts 4 bytes a parameter: it says so
+warnings.filterwarnings("ignore", message="Precision bf16-mixed is not supported by the model summary")
+# Lightning's advertisement for its cloud logger, at every command
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+    lambda record: "litlogger" not in record.msg
+)
 
 
 class FashionLightningCLI(LightningCLI):

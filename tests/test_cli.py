@@ -258,6 +258,22 @@ def test_resume_from_last_continues_epoch_step_and_run_folder(tiny_data, tmp_pat
     assert sorted(p.name for p in root.iterdir()) == ["version_0", "version_1"]
 
 
+def test_a_fit_and_its_resume_say_nothing_a_user_cannot_act_on(tiny_data, tmp_path):
+    """Lightning's advertisement for its cloud logger, its own use of an API torch deprecated, its note
+    on the bf16 model summary, and its warning that a resumed run's checkpoint folder is not empty (it
+    is the run's own); as a user sees them, in a process of its own."""
+    command = [str(Path(sys.executable).parent / "fashion-lightning"), "fit", *config_args("dropout")]
+    command += [*data_args(tiny_data), "--data.val_size=40", f"--trainer.default_root_dir={tmp_path}"]
+    command += ["--trainer.precision=bf16-mixed", "--trainer.enable_progress_bar=false"]
+    said = ""
+    for extra in (["--trainer.max_epochs=1"], ["--trainer.max_epochs=2", "--ckpt_path=last"]):
+        done = subprocess.run([*command, *extra], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        said += done.stdout + done.stderr
+    for noise in ("litlogger", "LeafSpec", "exists and is not empty", "not supported by the model summary"):
+        assert noise not in said, noise
+
+
 def test_last_of_a_copied_run_is_its_last_checkpoint_whichever_file_was_written_later(tiny_data, tmp_path):
     """A copy (cp -r, scp, a download) gives the files new times, in no set order: a resume from the best
     checkpoint would train the later epochs again and overwrite last.ckpt."""
