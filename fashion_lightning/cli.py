@@ -7,7 +7,6 @@ import io
 import logging
 import os
 import re
-import signal
 import sys
 import threading
 import warnings
@@ -49,7 +48,7 @@ from fashion_lightning.runs import (
     run_folder,
     settings_not_applied,
 )
-from fashion_lightning.stop_signals import Interrupted, stop_at_once_on_signals
+from fashion_lightning.stop_signals import Interrupted, restore_signals, stop_at_once_on_signals
 from fashion_lightning.viz.callback import PictureLogger
 
 # predict's batch indices serve only writers that ask for them; ours keeps the order of the images
@@ -65,7 +64,7 @@ warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` i
 warnings.filterwarnings("ignore", message="Precision bf16-mixed is not supported by the model summary")
 # Lightning's advertisement for its cloud logger, at every command
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-    lambda record: "litlogger" not in record.msg
+    lambda record: "litlogger" not in record.getMessage()
 )
 
 
@@ -360,7 +359,7 @@ class FashionLightningCLI(LightningCLI):
         return TensorBoardLogger(
             save_dir=root,
             name="",
-            version=int(number) if number.isdigit() else version,
+            version=int(number) if number.isdigit() and str(int(number)) == number else version,
             default_hp_metric=False,  # hp_metric is logged from val/acc_best instead of -1
         )
 
@@ -448,8 +447,7 @@ def main(args: list[str] | None = None) -> None:
             raise  # any other error is a bug to report, with its traceback
         exit_with(from_worker(err), verbose)
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        restore_signals(previous)
 
 
 # what a user can set right: each ends a command with its one-line message

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from fashion_lightning.models import ImageClassifier
+from fashion_lightning.run_lock import LOCK
 
 CHECKPOINTS = "checkpoints"
 LAST = "last.ckpt"
@@ -47,13 +48,15 @@ class LatestRunSavedNothing(CheckpointError):
 
 
 def later_runs_without_checkpoints(checkpoint: Path) -> list[Path]:
-    """The run folders beside ``checkpoint``'s with a higher version that hold no checkpoint: runs started
-    after it that saved nothing yet (stopped before their first validation, or still training)."""
+    """The fits' run folders (their lock file tells them from a test's) beside ``checkpoint``'s, with a
+    higher version, that hold no checkpoint: fits started after it that saved nothing yet (stopped
+    before their first validation, or still training)."""
     run = run_folder(checkpoint)
     if run is None:
         return []
     later = [folder for folder in run.parent.glob("version_*") if _version(folder) > _version(run)]
-    return sorted((folder for folder in later if not any(folder.rglob("*.ckpt"))), key=_version)
+    fits = [folder for folder in later if (folder / LOCK).is_file()]
+    return sorted((folder for folder in fits if not any(folder.rglob("*.ckpt"))), key=_version)
 
 
 def _version(folder: Path) -> int:

@@ -4,7 +4,6 @@ command stops where it stands, in one line."""
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import signal
 from collections.abc import Iterator
@@ -24,13 +23,24 @@ class Interrupted(BaseException):
 
 _received: int | None = None  # the signal stop_at_once was called for
 _between_batches = False  # inside stops_between_batches
+_installed_by: int | None = None  # the process that installed stop_at_once
 
 
 def stop_at_once_on_signals() -> dict:
-    """Install ``stop_at_once`` for SIGINT and SIGTERM (from the main thread); the handlers it replaces."""
-    global _received
-    _received = None
+    """Install ``stop_at_once`` for SIGINT and SIGTERM (from the main thread); the handlers it replaces,
+    for ``restore_signals``."""
+    global _received, _installed_by
+    _received, _installed_by = None, os.getpid()
     return {signum: signal.signal(signum, stop_at_once) for signum in SIGNALS}
+
+
+def restore_signals(previous: dict) -> None:
+    """Put back the handlers ``stop_at_once_on_signals`` replaced, and forget any signal it noted: a
+    later fit in this process (a notebook's) must not stop for it."""
+    global _received
+    for signum, handler in previous.items():
+        signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+    _received = None
 
 
 def stop_at_once(signum: int, frame) -> None:
@@ -40,14 +50,16 @@ def stop_at_once(signum: int, frame) -> None:
     Ctrl+C's KeyboardInterrupt, Lightning answers with a shutdown of its own and status 1), and the
     command ends as a fit stopped by ``GracefulStop`` does, with status 128 + the signal.
     The signal is kept too, for ``raise_if_stopped``: Python drops an exception raised in the callbacks
-    it runs after a fork, as when the signal comes while a DataLoader starts its workers."""
+    it runs after a fork, as when the signal comes while a DataLoader starts its workers. A second one
+    is raised at once, wherever it comes."""
     global _received
-    if multiprocessing.parent_process() is not None:  # a process forked from this one (a DDP rank)
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
+    if os.getpid() != _installed_by:
+        # a DataLoader worker forked from this process: the process stops it, as it stops; ended by the
+        # signal (a terminal's Ctrl+C reaches them all), a worker died with batches unsent, and torch
+        # raised in the process wherever it stood
         return
-    _received = signum
-    if not _between_batches:
+    again, _received = _received is not None, signum
+    if again or not _between_batches:
         raise Interrupted(signum)
 
 
@@ -67,6 +79,10 @@ def stops_between_batches() -> Iterator[None]:
     _between_batches = True
     try:
         yield
+    except Exception:
+        if _received is not None:  # the workers stopped too (a terminal's Ctrl+C reaches them all)
+            raise Interrupted(_received) from None
+        raise
     finally:
         _between_batches = False
     raise_if_stopped()

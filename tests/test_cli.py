@@ -295,14 +295,17 @@ def test_last_after_a_run_that_saved_nothing_is_not_the_run_before_it(tiny_data,
     test) the earlier run under the root, trained with other settings."""
     root = tmp_path / "runs"
     cli("fit", "dropout", tiny_data, root, "--trainer.max_epochs=1")
-    (root / "version_1").mkdir()  # all a killed start leaves, besides its lock file
+    (root / "version_1").mkdir()  # all a killed start leaves: its folder and its lock file
+    (root / "version_1" / "run.lock").touch()
+    (root / "version_9").mkdir()  # a test's folder (a checkpoint from elsewhere, or another logger's)
     capsys.readouterr()
     again = cli("fit", "dropout", tiny_data, root, "--trainer.max_epochs=2", "--ckpt_path=last")
     said = capsys.readouterr().err
     assert "the latest run under" in said and "version_1, saved no checkpoint" in said
     assert said.count("Starting a new run.") == 1
-    assert again.trainer.global_step == 20 and (root / "version_2" / "checkpoints" / "last.ckpt").is_file()
-    (root / "version_3").mkdir()
+    assert again.trainer.global_step == 20 and (root / "version_10" / "checkpoints" / "last.ckpt").is_file()
+    (root / "version_11").mkdir()
+    (root / "version_11" / "run.lock").touch()
     with pytest.raises(SystemExit) as exit_info:
         main(
             [
@@ -313,8 +316,8 @@ def test_last_after_a_run_that_saved_nothing_is_not_the_run_before_it(tiny_data,
                 "--ckpt_path=best",
             ]
         )
-    assert "version_3, saved no checkpoint" in str(exit_info.value.code)
-    assert f"give a checkpoint of {root / 'version_2' / 'checkpoints'}" in str(exit_info.value.code)
+    assert "version_11, saved no checkpoint" in str(exit_info.value.code)
+    assert f"give a checkpoint of {root / 'version_10' / 'checkpoints'}" in str(exit_info.value.code)
 
 
 def test_a_run_under_a_relative_root_resumes_with_its_best_checkpoint_kept(

@@ -358,6 +358,30 @@ def test_sigterm_dropped_as_a_streamed_folders_workers_start_stops_the_fit_befor
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl+C"])
+def test_a_signal_to_the_whole_process_group_while_workers_decode_stops_in_one_line(signum, tmp_path):
+    """A terminal's Ctrl+C (and a job scheduler's SIGTERM) reaches the decoding workers too: they end,
+    and what the main process then meets receiving their batches is the stop, not a traceback."""
+    root = write_shapes(tmp_path / "photos", per_class=600)
+    command = [str(Path(sys.executable).parent / "fashion-lightning"), "fit", *SETTINGS]
+    command += [f"--data.source={ImageFolder.__module__}.ImageFolder", f"--data.source.root={root}"]
+    command += ["--data.source.size=28", "--data.source.workers=2", f"--data.source.cache_dir={tmp_path}"]
+    command += [f"--trainer.default_root_dir={tmp_path / 'runs'}"]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    for line in process.stdout:
+        if line.startswith("ImageFolder: decoding"):
+            break
+    time.sleep(0.2)  # the workers at work
+    os.killpg(process.pid, signum)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signum, stderr[-2000:]
+    assert stderr.rstrip().endswith(f"{signal.Signals(signum).name} received: stopped"), stderr[-2000:]
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr[-2000:]
+    assert not list((tmp_path / "runs").glob("version_*")), "no run folder is left for a run that never began"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl+C"])
 def test_sigterm_while_an_image_folder_is_decoded_stops_in_one_line_and_leaves_no_run(signum, tmp_path):
     """Before the first step there is nothing to save: the command ends in one line, and the run folder
     made for it goes (SIGTERM's default action killed the process, leaving it behind; Ctrl+C ended in
