@@ -55,9 +55,6 @@ from fashion_lightning.viz.callback import PictureLogger
 warnings.filterwarnings("ignore", message="Couldn't infer the batch indices fetched from your dataloader")
 # weight averaging builds the net by calling configure_model early; ours builds a whole (unsharded) net anyway
 warnings.filterwarnings("ignore", message="You're using the WeightAveraging callback with a model that")
-# a resumed run writes into its own checkpoint folder on purpose; a new fit never into an earlier run's
-# (refused: _refuse_earlier_checkpoints)
-warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 # Lightning's own use of a torch API that torch deprecated, on every run: nothing for a user to change
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 # the summary's size estimate in bf16 (fast.yaml's precision) counts 4 bytes a parameter: it says so
@@ -212,6 +209,8 @@ class FashionLightningCLI(LightningCLI):
         # new run there); test and validate log into the checkpoint's run folder wherever it is
         if folder is not None and (subcommand != "fit" or folder.parent == Path(root).resolve()):
             self.run_folder = folder
+            if subcommand == "fit":  # Lightning warns of the run's own checkpoints, which it goes on with
+                warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
         checkpoint = read_checkpoint(path)  # a damaged file is named here, not deep inside Lightning
         check_net_importable(checkpoint, path)
         # WeightAveraging's checkpoints hold the averaged weights as state_dict, the trained ones aside
