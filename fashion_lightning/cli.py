@@ -126,7 +126,8 @@ class FashionLightningCLI(LightningCLI):
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
         given = sys.argv[1:] if args is None else args
-        check_syntax(config_files(given))
+        files = config_files(given)
+        check_syntax(files)
         said = io.StringIO()  # the parser's own words, to name the config file they are about
         argv = sys.argv
         try:
@@ -150,7 +151,7 @@ class FashionLightningCLI(LightningCLI):
             # augmentation is how this command evaluates, so it is put back (before_instantiate_classes)
             self.test_time_augmentation = self.config[subcommand].model.test_time_augmentation
             checkpoint = self._resolve_ckpt_path(self.config[subcommand], subcommand)
-            data_given = config_files(given) or any(arg.startswith("--data") for arg in given)
+            data_given = files or any(arg.startswith("--data") for arg in given)
             if checkpoint is not None and subcommand != "fit" and not data_given:
                 self._use_the_checkpoints_data(checkpoint)
 

@@ -138,8 +138,7 @@ def claim_run_folder(root: str | Path) -> str:
     get their own folder (TensorBoard's logger would pick the same next number for both)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    numbers = [name.split("_", 1)[1] for name in (p.name for p in root.glob("version_*"))]
-    version = max((int(n) for n in numbers if n.isdigit()), default=-1) + 1
+    version = max((_version(folder) for folder in root.glob("version_*")), default=-1) + 1
     while True:
         try:
             (root / f"version_{version}").mkdir()
