@@ -43,6 +43,7 @@ from fashion_lightning.runs import (
     LatestRunSavedNothing,
     check_net_importable,
     claim_run_folder,
+    import_error,
     read_checkpoint,
     resolve_checkpoint,
     run_folder,
@@ -63,6 +64,29 @@ warnings.filterwarnings("ignore", message="Precision bf16-mixed is not supported
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
     lambda record: "litlogger" not in record.getMessage()
 )
+
+
+@contextlib.contextmanager
+def parser_errors_in_short(given: list[str], about: str = "", fix: str = ""):
+    """The parser's error, if it exits with one, in one line that names the config file it is about
+    (not its usage text, nor every type of a Union it tried); for settings not given on the command
+    line, ``about`` says where they came from and ``fix`` what to do. What it says otherwise, as it is."""
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):
+            yield
+    except SystemExit as exit_:
+        words = said.getvalue()
+        if exit_.code:
+            words = name_the_file(union_error_in_short(without_usage(words)), given)
+        if exit_.code and about:  # not given on this command line: its tip to see --help does not apply
+            errors = [
+                line.removeprefix("error: ") for line in words.splitlines() if line.startswith("error: ")
+            ]
+            words = f"error: {about}: {' '.join(errors) or words.strip()}; {fix}\n"
+        sys.stderr.write(words)
+        raise
+    sys.stderr.write(said.getvalue())
 
 
 class FashionLightningCLI(LightningCLI):
@@ -128,22 +152,14 @@ class FashionLightningCLI(LightningCLI):
         given = sys.argv[1:] if args is None else args
         files = config_files(given)
         check_syntax(files)
-        said = io.StringIO()  # the parser's own words, to name the config file they are about
         argv = sys.argv
         try:
             if args is not None:  # args are the whole command: Lightning warns if sys.argv holds a script's
                 sys.argv = argv[:1]
-            with contextlib.redirect_stderr(said):
+            with parser_errors_in_short(given):
                 super().parse_arguments(parser, args)
-        except SystemExit as exit_:
-            words = said.getvalue()
-            sys.stderr.write(
-                name_the_file(union_error_in_short(without_usage(words)), given) if exit_.code else words
-            )
-            raise
         finally:
             sys.argv = argv
-        sys.stderr.write(said.getvalue())
         self._choose_precision(any(arg.startswith("--trainer.precision") for arg in given))
         subcommand = self.config.get("subcommand")
         if subcommand:
@@ -160,7 +176,20 @@ class FashionLightningCLI(LightningCLI):
         was trained on, as its data module saved its settings, not the default Fashion-MNIST: as
         LightningCLI takes the model's settings from the checkpoint."""
         data = {k: v for k, v in checkpoint.get("datamodule_hyper_parameters", {}).items() if k[0] != "_"}
-        if data:
+        if not data:
+            return
+        ckpt_path = self.config[self.config.subcommand].ckpt_path
+        source = data.get("source")
+        class_path = source.get("class_path") if isinstance(source, dict) else None
+        why = import_error(class_path) if class_path else None
+        if why:
+            raise CheckpointError(
+                f"{ckpt_path} was trained on the data source "
+                f"{class_path}, which cannot be imported here ({why}): put the module that defines it "
+                "on PYTHONPATH, or give the data to use (--config, or --data.* settings)"
+            )
+        about = f"the data settings saved in {ckpt_path} do not apply here"
+        with parser_errors_in_short([], about, fix="give the data to use: --config, or --data.* settings"):
             self.config = self.parser.parse_object({self.config.subcommand: {"data": data}}, self.config)
 
     def _choose_precision(self, insisted: bool) -> None:

@@ -192,21 +192,27 @@ def _what_else(path: Path, zipped: bool) -> str | None:
     return None
 
 
+def import_error(class_path: str) -> str | None:
+    """Why ``class_path`` (``module.Name``) cannot be imported here, or None if it can."""
+    module, _, name = class_path.rpartition(".")
+    try:
+        getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as err:
+        return str(err) or type(err).__name__
+    return None
+
+
 def check_net_importable(checkpoint: dict, path: Path) -> None:
     """The checkpoint's net must be importable here, to be rebuilt: a net kept outside the package, or
     a checkpoint from before the package was renamed, would otherwise fail in the parser's many lines."""
     net = checkpoint.get("hyper_parameters", {}).get("net")
     class_path = net.get("class_path") if isinstance(net, dict) else None
-    if not class_path:
-        return
-    module, _, name = class_path.rpartition(".")
-    try:
-        getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as err:
+    why = import_error(class_path) if class_path else None
+    if why:
         raise CheckpointError(
-            f"{path} holds the net {class_path}, which cannot be imported here ({err}): put the module "
+            f"{path} holds the net {class_path}, which cannot be imported here ({why}): put the module "
             "that defines it on PYTHONPATH, or give a checkpoint of another net"
-        ) from None
+        )
 
 
 def first_line(err: Exception) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -279,6 +280,39 @@ def test_a_checkpoint_whose_net_cannot_be_imported_is_named(command, tiny_data, 
             args = [command, f"--data.source.root={tiny_data}", f"--ckpt_path={foreign}", *QUIET]
             main([*args, f"--trainer.default_root_dir={tmp_path / 'runs'}"])
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"source": {"class_path": "my_data.MySource", "init_args": {}}},
+            r"was trained on the data source my_data.MySource, which cannot be imported here .*"
+            r"put the module that defines it on PYTHONPATH, or give the data to use",
+        ),
+        (
+            {"batch_sise": 64},
+            r"the data settings saved in .*foreign.ckpt do not apply here: .*batch_sise.*; give the data",
+        ),
+    ],
+    ids=["source not importable", "setting unknown here"],
+)
+def test_a_checkpoints_data_settings_that_cannot_be_used_are_named(
+    change, message, tiny_data, tmp_path, capsys
+):
+    """test, validate and predict with no data settings given use the checkpoint's; settings that
+    cannot be used here end in one line that says so, not in the parser's usage text."""
+    fit(tiny_data, tmp_path / "runs", "--trainer.max_epochs=1")
+    checkpoint = torch.load(tmp_path / "runs/version_0/checkpoints/last.ckpt", weights_only=True)
+    checkpoint["datamodule_hyper_parameters"].update(change)
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save(checkpoint, foreign)
+    with pytest.raises(SystemExit) as raised:
+        main(["test", f"--ckpt_path={foreign}", f"--trainer.default_root_dir={tmp_path / 'runs'}", *QUIET])
+    said = capsys.readouterr().err + str(raised.value.code)  # printed by the parser, or the exit's own
+    assert re.search(message, said), said
+    assert "Traceback" not in said and "usage:" not in said
+    assert len([line for line in said.splitlines() if "error" in line.lower()]) == 1, said
 
 
 def test_a_predictions_output_that_cannot_be_written_is_refused_before_predicting(
