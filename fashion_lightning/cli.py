@@ -121,6 +121,14 @@ class FashionLightningCLI(LightningCLI):
         kwargs["trainer_defaults"] = {"devices": 1, **kwargs.get("trainer_defaults", {})}
         super().__init__(ImageClassifier, ImageDataModule, *args, **kwargs)
 
+    def init_parser(self, **kwargs) -> LightningArgumentParser:
+        # main() takes --verbose off the command line before the parser sees it: named here for --help
+        kwargs.setdefault(
+            "epilog",
+            "--verbose: on an error, show the Python traceback too (or FASHION_LIGHTNING_TRACEBACK=1)",
+        )
+        return super().init_parser(**kwargs)
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # In code rather than in trainer.callbacks, so a config's callback list cannot drop them.
         parser.add_lightning_class_args(RunCheckpoint, "best_checkpoint")

@@ -513,6 +513,16 @@ def test_console_script_and_module_offer_the_four_subcommands(command):
         assert subcommand in done.stdout
 
 
+@pytest.mark.parametrize("subcommand", [[], ["fit"], ["test"]])
+def test_help_names_verbose_which_error_messages_offer(subcommand, capsys):
+    """Every error's last line says "--verbose shows the traceback"; --help says so too, though the
+    flag is taken off the command line before the parser sees it."""
+    with pytest.raises(SystemExit) as exit_info:
+        main([*subcommand, "--help"])
+    assert exit_info.value.code == 0
+    assert "--verbose: on an error, show the Python traceback too" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("subcommand", ["test", "predict"])
 def test_testing_a_checkpoint_does_not_ask_for_its_checkpoint_callbacks_back(subcommand, trained, tmp_path):
     """Outside fit the checkpoint callbacks are left out on purpose (they write nothing there), which
