@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import re
@@ -160,45 +161,55 @@ class FashionLightningCLI(LightningCLI):
         given = sys.argv[1:] if args is None else args
         files = config_files(given)
         check_syntax(files)
-        argv = sys.argv
-        try:
-            if args is not None:  # args are the whole command: Lightning warns if sys.argv holds a script's
-                sys.argv = argv[:1]
-            with parser_errors_in_short(given):
-                super().parse_arguments(parser, args)
-        finally:
-            sys.argv = argv
-        self._choose_precision(any(arg.startswith("--trainer.precision") for arg in given))
+        self._parse(parser, given, parser_errors_in_short(given))
         subcommand = self.config.get("subcommand")
         if subcommand:
+            checkpoint = self._resolve_ckpt_path(self.config[subcommand], subcommand)
+            if checkpoint is not None and subcommand != "fit":
+                self._parse_over_the_checkpoints_data(parser, given, checkpoint, files)
             # LightningCLI parses a checkpoint's hyperparameters over the command's next; test-time
             # augmentation is how this command evaluates, so it is put back (before_instantiate_classes)
             self.test_time_augmentation = self.config[subcommand].model.test_time_augmentation
-            checkpoint = self._resolve_ckpt_path(self.config[subcommand], subcommand)
-            data_given = files or any(arg.startswith("--data") for arg in given)
-            if checkpoint is not None and subcommand != "fit" and not data_given:
-                self._use_the_checkpoints_data(checkpoint)
+        self._choose_precision(any(arg.startswith("--trainer.precision") for arg in given))
 
-    def _use_the_checkpoints_data(self, checkpoint: dict) -> None:
-        """A checkpoint tested, validated or predicted on with no data settings given scores the data it
-        was trained on, as its data module saved its settings, not the default Fashion-MNIST: as
-        LightningCLI takes the model's settings from the checkpoint."""
+    def _parse(self, parser: LightningArgumentParser, args: list[str], errors) -> None:
+        argv = sys.argv
+        try:
+            sys.argv = argv[:1]  # args are the whole command: Lightning warns if sys.argv holds a script's
+            with errors:
+                super().parse_arguments(parser, args)
+        finally:
+            sys.argv = argv
+
+    def _parse_over_the_checkpoints_data(
+        self, parser: LightningArgumentParser, given: list[str], checkpoint: dict, files: list
+    ) -> None:
+        """A checkpoint tested, validated or predicted on scores the data it was trained on, as its data
+        module saved its settings, not the default Fashion-MNIST: as LightningCLI takes the model's
+        settings from the checkpoint. The command's own data settings (config files, ``--data.*``) apply
+        over them: the command is parsed again, the checkpoint's settings first."""
         data = {k: v for k, v in checkpoint.get("datamodule_hyper_parameters", {}).items() if k[0] != "_"}
         if not data:
             return
-        ckpt_path = self.config[self.config.subcommand].ckpt_path
+        subcommand = self.config.subcommand
+        ckpt_path = self.config[subcommand].ckpt_path  # resolved: last/best named as its file
         source = data.get("source")
         class_path = source.get("class_path") if isinstance(source, dict) else None
         why = import_error(class_path) if class_path else None
         if why:
-            raise CheckpointError(
-                f"{ckpt_path} was trained on the data source "
-                f"{class_path}, which cannot be imported here ({why}): put the module that defines it "
-                "on PYTHONPATH, or give the data to use (--config, or --data.* settings)"
-            )
+            if not (files or any(arg.startswith(("--data.source", "--data=")) for arg in given)):
+                raise CheckpointError(
+                    f"{ckpt_path} was trained on the data source {class_path}, which cannot be imported "
+                    f"here ({why}): put the module that defines it on PYTHONPATH, or give the data to use "
+                    "(--config, or --data.* settings)"
+                )
+            del data["source"]  # the command gives its own
+        at = given.index(subcommand) + 1
+        again = [*given[:at], f"--data={json.dumps(data)}", *given[at:]]
         about = f"the data settings saved in {ckpt_path} do not apply here"
-        with parser_errors_in_short([], about, fix="give the data to use: --config, or --data.* settings"):
-            self.config = self.parser.parse_object({self.config.subcommand: {"data": data}}, self.config)
+        fix = "give the data to use: --config, or --data.* settings"
+        self._parse(parser, again, parser_errors_in_short([], about, fix))
+        self.config[subcommand].ckpt_path = ckpt_path
 
     def _choose_precision(self, insisted: bool) -> None:
         """A config's bf16-mixed, on a CPU that would only emulate bf16, becomes float32 (cpu_precision),

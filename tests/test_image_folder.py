@@ -360,6 +360,22 @@ def test_a_folders_checkpoint_tested_without_a_config_scores_that_folder(fitted,
     assert tuple(run.datamodule.test_set.classes) == SHAPES and "test/acc" in run.trainer.callback_metrics
 
 
+def test_a_folders_checkpoint_tested_with_some_data_settings_keeps_the_others(fitted, tmp_path, monkeypatch):
+    """The command's data settings apply over the checkpoint's, not over the defaults: a batch size
+    alone leaves the folder as it was, and another folder of the same classes is read as the first."""
+    work, first = fitted
+    monkeypatch.chdir(tmp_path)
+    checkpoint = work / "first" / "version_0" / "checkpoints" / "last.ckpt"
+    run = FashionLightningCLI(args=["test", f"--ckpt_path={checkpoint}", "--data.eval_batch_size=7", *QUIET])
+    assert run.datamodule.hparams.eval_batch_size == 7 and run.datamodule.source.root == str(work / "photos")
+    assert run.datamodule.source.size == first.datamodule.source.size
+    shutil.copytree(work / "photos", tmp_path / "copy")
+    run = FashionLightningCLI(args=["test", f"--ckpt_path={checkpoint}", "--data.source.root=copy", *QUIET])
+    assert isinstance(run.datamodule.source, ImageFolder) and run.datamodule.source.root == "copy"
+    assert run.datamodule.source.size == first.datamodule.source.size
+    assert tuple(run.datamodule.test_set.classes) == SHAPES and "test/acc" in run.trainer.callback_metrics
+
+
 def test_predict_reads_a_photo_as_the_training_read_it(fitted):
     """``predict`` with only the checkpoint, on the folder's files, gives the model's answers for the
     cached images: the same pixels reach the model."""
