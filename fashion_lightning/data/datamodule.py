@@ -162,11 +162,22 @@ class ImageDataModule(LightningDataModule):
     def _stats_batches(self, train: LabelledImages):
         if isinstance(train, LabelledImages):  # in float64 a chunk at a time: a few million pixels
             return train.images.split(max(1, STATS_CHUNK_PIXELS // train.images[0].numel()))
-        # a streamed split: a seeded sample, read by the workers
-        sample = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:STATS_SAMPLE]
+        return self._read(train, STATS_SAMPLE)  # a streamed split: a seeded sample
+
+    def training_sample(self, count: int) -> torch.Tensor:
+        """``count`` training images (uint8 ``[N, C, H, W]``), the same on every run and DDP rank: for a
+        net that sets itself from the data before training (``ConvBNNet``'s whitening)."""
+        if self.train_set is None:
+            raise RuntimeError("training_sample() needs setup('fit') first")
+        if isinstance(self.train_set, LabelledImages):
+            return self.train_set.images[_seeded_order(len(self.train_set))[:count]]
+        return torch.cat(list(self._read(self.train_set, count)))
+
+    def _read(self, train, count: int):
+        """Batches of a seeded sample of ``count`` images of a streamed split, read by the workers."""
         # the workers' seeds from a generator of its own: drawn from torch's global one, they would change
         # the net's initial weights (made after this) for a streamed split only
-        subset = Subset(train, sample.tolist())
+        subset = Subset(train, _seeded_order(len(train))[:count].tolist())
         loader = DataLoader(subset, batch_size=256, num_workers=self._workers(), generator=torch.Generator())
         return (images for images, _ in loader)
 
@@ -334,3 +345,8 @@ def _check_every_class_trains(images: LabelledImages, train: LabelledImages) -> 
     else:
         why = "the training split has none"
     raise DataError(f"no training images of class {listed}: {why}")
+
+
+def _seeded_order(count: int) -> torch.Tensor:
+    # from a generator of its own, so that drawing a sample leaves torch's global one (the weights') alone
+    return torch.randperm(count, generator=torch.Generator().manual_seed(0))

@@ -31,6 +31,8 @@ from fashion_lightning.models.test_time_augmentation import TestTimeAugmentation
 from fashion_lightning.random_states import RANDOM_STATES, random_states, set_random_states
 
 TRAIN_TOTALS = "train_totals"  # a checkpoint's key for the epoch's running training sums
+# the training images a layer that sets itself from the data sees: up to 2,048, fewer if they are large
+FIT_TO_IMAGES_SAMPLE, FIT_TO_IMAGES_PIXELS = 2048, 1 << 24
 
 # (in_channels, (height, width), num_classes) -> the network; in a config, a net's class and its own settings
 NetFactory = Callable[[int, tuple[int, int], int], nn.Module]
@@ -174,6 +176,32 @@ class ImageClassifier(LightningModule):
                 "model.input_contract"
             )
         self._build(contract)
+        self._fit_net_to_images()
+
+    def _fit_net_to_images(self) -> None:
+        """Layers that set themselves from the data (``fit_to_images``, as ``PatchWhitening``) see a
+        sample of the training images, standardised as the net gets them, before a new run's first step:
+        here, before a resumed run's checkpoint is loaded over them and before DDP copies rank 0's
+        weights to the other ranks (whose samples are the same anyway)."""
+        layers = [m for m in self.net.modules() if callable(getattr(m, "fit_to_images", None))]
+        if not layers:
+            return
+        sample = getattr(self.trainer.datamodule, "training_sample", None)
+        if sample is None:
+            raise ConfigError(
+                f"model.net: {type(layers[0]).__name__} sets itself from training images before the first "
+                "step, which this data module cannot give (training_sample): train with ImageDataModule, "
+                "or without that layer (ConvBNNet: whitening false)"
+            )
+        contract = self.input_contract
+        count = min(
+            FIT_TO_IMAGES_SAMPLE,
+            max(1, FIT_TO_IMAGES_PIXELS // (contract.channels * math.prod(contract.size))),
+        )
+        # Lightning builds the model on the training device (a GPU, say); the data module's images are here
+        images = self.standardize(sample(count).to(self.standardize.mean.device))
+        for layer in layers:
+            layer.fit_to_images(images)
 
     @property
     def class_names(self) -> list[str]:

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from fashion_lightning.errors import ConfigError
+from fashion_lightning.models.whitening import PatchWhitening
 
 
 def flat_size(features: nn.Module, in_channels: int, image_size: tuple[int, int]) -> int:
@@ -99,6 +100,9 @@ class ConvBNNet(nn.Module):
     2x2 max-pool per stage (each halves the image); then dropout and one linear layer on the flattened
     maps. A stage's last convolution is pooled *before* its batch norm and ReLU: max-pooling commutes
     with ReLU, and normalising a quarter of the values is faster (BENCHMARKS.md).
+
+    ``whitening``: the first convolution is ``PatchWhitening``, set from the training images and not
+    trained, so ``widths[0]`` is even and at most twice the numbers in a 3x3 patch (18 for grey images).
     """
 
     def __init__(
@@ -109,11 +113,18 @@ class ConvBNNet(nn.Module):
         widths: tuple[int, ...] = (32, 64, 128),
         depth: int = 1,
         dropout: float = 0.0,
+        whitening: bool = False,
     ) -> None:
         super().__init__()
         if not widths or min(widths) <= 0 or depth <= 0:
             raise ConfigError(
                 f"ConvBNNet needs positive widths and depth, got widths={widths}, depth={depth}"
+            )
+        patch = in_channels * 3 * 3
+        if whitening and (widths[0] % 2 or widths[0] > 2 * patch):
+            raise ConfigError(
+                f"ConvBNNet's whitening pairs each of a 3x3 patch's {patch} directions with its negative: "
+                f"widths[0] must be even and at most {2 * patch}, got {widths[0]}"
             )
         if min(image_size) >> len(widths) == 0:
             raise ConfigError(
@@ -124,7 +135,10 @@ class ConvBNNet(nn.Module):
         channels = in_channels
         for width in widths:
             for position in range(depth):
-                layers.append(nn.Conv2d(channels, width, 3, padding=1, bias=False))
+                if whitening and not layers:
+                    layers.append(PatchWhitening(channels, width))
+                else:
+                    layers.append(nn.Conv2d(channels, width, 3, padding=1, bias=False))
                 if position == depth - 1:
                     layers.append(nn.MaxPool2d(2))
                 layers += [nn.BatchNorm2d(width), nn.ReLU()]

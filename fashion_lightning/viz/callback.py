@@ -23,7 +23,7 @@ class PictureLogger(Callback):
       network (when the data module augments);
     - after validation: ``val/predictions`` (sample images titled "predicted (true)", green when right,
       red when wrong), ``val/confusion_matrix``, ``val/class_accuracy`` (a bar per class), and
-      ``filters/first_conv``: the first convolution's learned filters and their feature maps for one
+      ``filters/first_conv``: the first convolution's filters and their feature maps for one
       validation image, before ReLU, after ReLU and after 2x2 max-pooling;
     - after testing: the same three ``test/`` pictures.
 
@@ -164,7 +164,8 @@ def first_layer_figure(model: ImageClassifier, image: torch.Tensor) -> Figure:
         raise ValueError(f"{type(net).__name__} has no Conv2d layer, so it has no filters to show")
     inputs = model.standardize(image[None].to(conv.weight.device)).to(conv.weight.dtype)
     stages = ConvStages(conv)(inputs)
-    title = f"first convolution of {type(net).__name__}: learned filters and feature maps"
+    kind = "learned" if conv.weight.requires_grad else "fixed"  # PatchWhitening's are set from the data
+    title = f"first convolution of {type(net).__name__}: {kind} filters and feature maps"
     if not relu_follows(net, conv):
         name = type(net).__name__
         title += f"\n(ReLU and max-pool applied to the convolution as in the notes; {name} normalises first)"
