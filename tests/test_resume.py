@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import Callback
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tiny_idx import write_tiny_fashion_mnist
@@ -274,6 +275,36 @@ def test_signal_handlers_are_given_back_after_a_fit(uninterrupted, tmp_path):
     before = [signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)]
     fit(uninterrupted["data_dir"], tmp_path / "runs", "--trainer.max_epochs=1")
     assert [signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)] == before
+
+
+class EpochImages(Callback):
+    """The images each training epoch's figures count (called before the model's own epoch end)."""
+
+    def __init__(self) -> None:
+        self.counted: list[int] = []
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.counted.append(pl_module.train_totals["images"])
+
+
+def test_a_model_validated_from_a_mid_epoch_checkpoint_then_trained_afresh_counts_its_own_images(
+    uninterrupted, tmp_path
+):
+    """The checkpoint's running training sums serve a resume only: a fit that does not resume, on
+    the same model object, does not add the checkpoint's batches to its first epoch's figures."""
+    root = tmp_path / "runs"
+    with pytest.raises(Interrupted):
+        fit(uninterrupted["data_dir"], root, callbacks=[InterruptAt(7)])
+    args = [
+        *SETTINGS,
+        f"--data.source.root={uninterrupted['data_dir']}",
+        f"--trainer.default_root_dir={root}",
+    ]
+    run = FashionLightningCLI(args=["validate", *args, f"--ckpt_path={root / LAST_CKPT}"])
+    counter = EpochImages()
+    trainer = Trainer(max_epochs=1, logger=False, enable_checkpointing=False, callbacks=[counter])
+    trainer.fit(run.model, datamodule=run.datamodule)
+    assert counter.counted == [len(run.datamodule.train_set)]
 
 
 def test_a_run_without_checkpointing_stopped_by_a_signal_resumes_with_last(uninterrupted, tmp_path):

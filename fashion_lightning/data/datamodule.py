@@ -272,7 +272,9 @@ class ImageDataModule(LightningDataModule):
                     "images. Resume with the run's data.val_size and data.split_seed (its config.yaml) and "
                     "the same training images, or start a new run"
                 )
-        self._resume_position = state_dict.get("train_batches")
+        # a resumed fit goes on from there; a validate or test does not train, nor a later fit of this data
+        # module without the checkpoint
+        self._resume_position = state_dict.get("train_batches") if resuming else None
 
     def _validation_split(self) -> dict:
         """Which training images are held out (after ``setup("fit")``): how many, of how many, by which

@@ -256,12 +256,21 @@ class ImageClassifier(LightningModule):
         every = self.trainer.log_every_n_steps
         return every > 0 and (self.global_step + 1) % every == 0
 
+    def on_fit_start(self) -> None:
+        # a model validated or tested before, in inference mode, holds metric states made there, which
+        # a fit's validation (no-grad, not inference mode) cannot update: they are made again here
+        for metric in (self.val_loss, self.val_metrics):
+            metric.reset()
+
     def on_train_start(self) -> None:
         # the sanity check's few batches must not count towards the best accuracy
         self.val_acc_best.reset()
         self._reset_train_totals()  # here, not at epoch start: a run resumed mid-epoch starts no epoch
         restored, self.restored_totals = self.restored_totals, None
-        if restored is not None:  # the count of right answers stays a tensor on the training device
+        # only a resume goes on with a checkpoint's sums (it loads them again); a model validated or
+        # loaded from a checkpoint saved mid-epoch, then trained afresh, starts from nothing
+        if restored is not None and self.trainer.ckpt_path is not None:
+            # the count of right answers stays a tensor on the training device
             self.train_totals["correct"] += restored.pop("correct")
             self.train_totals.update(restored)
         self._check_schedule_length()
