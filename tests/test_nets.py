@@ -2,10 +2,13 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from fashion_lightning.data import InputContract
 from fashion_lightning.errors import ConfigError
 from fashion_lightning.models import BaselineNet, ConvBNNet, DropoutNet, ImageClassifier
+from fashion_lightning.models.nets import ConvBeforePool
 
 
 @pytest.mark.parametrize("net_class, parameters", [(BaselineNet, 6_930), (DropoutNet, 27_480)])
@@ -21,6 +24,32 @@ def test_the_notes_nets_keep_their_size_on_fashion_mnist(net_class, parameters):
 def test_every_net_fits_any_image_shape_and_class_count(net_class, shape, classes):
     net = net_class(shape[0], shape[1:], classes)
     assert net(torch.randn(2, *shape)).shape == (2, classes)
+
+
+@pytest.mark.parametrize("net_class", [BaselineNet, DropoutNet])
+def test_the_notes_nets_compute_the_notes_convolution_relu_then_pooling(net_class):
+    net = net_class(1, (28, 28), 10)
+    first, second = (layer for layer in net.features if isinstance(layer, nn.Conv2d))
+    images = torch.randn(8, 1, 28, 28)
+    maps = F.max_pool2d(F.relu(second(F.max_pool2d(F.relu(first(images)), 2))), 2)
+    assert torch.equal(net.features(images), maps.flatten(1))
+
+
+@pytest.mark.parametrize("size, trimmed", [((28, 28), 1), ((27, 20), 3), ((32, 32), 0)])
+def test_convbnnet_leaves_out_only_the_rows_and_columns_its_pooling_drops(size, trimmed):
+    net = ConvBNNet(1, size, 10, depth=2).eval()
+    padded = ConvBNNet(1, size, 10, depth=2).eval()  # every convolution as nn.Conv2d(padding=1)
+    for i, layer in enumerate(padded.features):
+        if isinstance(layer, ConvBeforePool):
+            padded.features[i] = nn.Conv2d(layer.in_channels, layer.out_channels, 3, padding=1, bias=False)
+    for layer in net.features:  # running statistics away from 0 and 1, so that every value counts
+        if isinstance(layer, nn.BatchNorm2d):
+            layer.running_mean.uniform_(-1, 1)
+            layer.running_var.uniform_(0.5, 2)
+    padded.load_state_dict(net.state_dict())
+    images = torch.randn(4, 1, *size)
+    assert sum(isinstance(layer, ConvBeforePool) for layer in net.features) == trimmed
+    torch.testing.assert_close(net(images), padded(images))
 
 
 @pytest.mark.parametrize("net_class", [BaselineNet, DropoutNet, ConvBNNet])

@@ -27,7 +27,12 @@ from fashion_lightning.viz import PictureLogger, figures
 from fashion_lightning.viz.callback import first_layer_figure
 from fashion_lightning.viz.cli import edge_filters_figure, parse_args, photo_figure
 from fashion_lightning.viz.cli import main as viz
-from fashion_lightning.viz.conv_stages import edge_filter_layer, edge_filters, first_conv, relu_follows
+from fashion_lightning.viz.conv_stages import (
+    edge_filter_layer,
+    edge_filters,
+    first_conv,
+    normalises_before_relu,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
@@ -249,9 +254,8 @@ def test_feature_maps_say_when_the_net_normalises_before_relu():
     notes_net = DropoutNet(1, (28, 28), 10)
     contract = InputContract(tuple("0123456789"), channels=1, size=(28, 28), mean=(0.3,), std=(0.3,))
     model = ImageClassifier(net=ConvBNNet, input_contract=contract)
-    assert relu_follows(notes_net, first_conv(notes_net)) and not relu_follows(
-        model.net, first_conv(model.net)
-    )
+    assert normalises_before_relu(model.net, first_conv(model.net))
+    assert not normalises_before_relu(notes_net, first_conv(notes_net))
     title = first_layer_figure(model, torch.zeros(1, 28, 28, dtype=torch.uint8))._suptitle.get_text()
     assert "ConvBNNet normalises first" in title
 

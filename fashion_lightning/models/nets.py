@@ -8,6 +8,7 @@ settings. A net of your own goes here (or anywhere importable) with the same fir
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fashion_lightning.errors import ConfigError
@@ -35,14 +36,18 @@ def flat_size(features: nn.Module, in_channels: int, image_size: tuple[int, int]
 def two_conv_relu_pool(in_channels: int, widths: tuple[int, int] = (10, 20)) -> nn.Sequential:
     """The course notes' feature extractor, shared by both of their nets: two stages of a 3x3
     convolution, ReLU and 2x2 max-pooling, flattened. With the notes' widths on 1x28x28 images:
-    28 -> 26 -> 13 -> 11 -> 5, so 20 x 5 x 5 = 500 features."""
+    28 -> 26 -> 13 -> 11 -> 5, so 20 x 5 x 5 = 500 features.
+
+    Each stage pools before its ReLU: max-pooling and ReLU commute, so the numbers are the notes', and
+    the ReLU (forward and backward) runs on a quarter of the values (BENCHMARKS.md). Neither has
+    weights, so the layers' names in a checkpoint are the same in either order."""
     return nn.Sequential(
         nn.Conv2d(in_channels, widths[0], 3),
-        nn.ReLU(),
         nn.MaxPool2d(2),
+        nn.ReLU(),
         nn.Conv2d(widths[0], widths[1], 3),
-        nn.ReLU(),
         nn.MaxPool2d(2),
+        nn.ReLU(),
         nn.Flatten(),
     )
 
@@ -93,13 +98,29 @@ class DropoutNet(nn.Module):
         return self.classifier(self.features(x))
 
 
+class ConvBeforePool(nn.Conv2d):
+    """A 3x3 convolution, padded by one pixel, that leaves out its map's last row or column where the
+    map is odd-sized: the 2x2 max-pool after it would drop them. The same numbers as ``nn.Conv2d``
+    with ``padding=1`` then the pool, for less work: a 7x7 map (a 28-pixel image's third stage) is
+    computed 6x6, 27% less (BENCHMARKS.md). Its weights are named as ``nn.Conv2d``'s."""
+
+    def __init__(self, in_channels: int, out_channels: int, map_size: tuple[int, int]) -> None:
+        super().__init__(in_channels, out_channels, 3, bias=False)
+        height, width = map_size
+        self.sides = [1, 1 - width % 2, 1, 1 - height % 2]  # F.pad's order: left, right, top, bottom
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.pad(x, self.sides), self.weight, self.bias)
+
+
 class ConvBNNet(nn.Module):
     """A VGG-style net with batch norm, stronger than the notes' nets at a few times their cost.
 
     ``len(widths)`` stages of ``depth`` 3x3 convolutions, each followed by batch norm and ReLU, and a
     2x2 max-pool per stage (each halves the image); then dropout and one linear layer on the flattened
     maps. A stage's last convolution is pooled *before* its batch norm and ReLU: max-pooling commutes
-    with ReLU, and normalising a quarter of the values is faster (BENCHMARKS.md).
+    with ReLU, and normalising a quarter of the values is faster (BENCHMARKS.md); on an odd-sized map
+    it is a ``ConvBeforePool``, which leaves out what the pool drops.
 
     ``whitening``: the first convolution is ``PatchWhitening``, set from the training images and not
     trained, so ``widths[0]`` is even and at most twice the numbers in a 3x3 patch (18 for grey images).
@@ -132,15 +153,19 @@ class ConvBNNet(nn.Module):
                 f"{image_size[0]}x{image_size[1]} pixels: give fewer widths, or larger images"
             )
         layers: list[nn.Module] = []
-        channels = in_channels
+        channels, size = in_channels, tuple(image_size)
         for width in widths:
             for position in range(depth):
+                pooled = position == depth - 1
                 if whitening and not layers:
                     layers.append(PatchWhitening(channels, width))
+                elif pooled and (size[0] % 2 or size[1] % 2):
+                    layers.append(ConvBeforePool(channels, width, size))
                 else:
                     layers.append(nn.Conv2d(channels, width, 3, padding=1, bias=False))
-                if position == depth - 1:
+                if pooled:
                     layers.append(nn.MaxPool2d(2))
+                    size = (size[0] // 2, size[1] // 2)
                 layers += [nn.BatchNorm2d(width), nn.ReLU()]
                 channels = width
         self.features = nn.Sequential(*layers, nn.Flatten())

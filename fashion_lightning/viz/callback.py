@@ -12,7 +12,7 @@ from torch.utils.tensorboard import SummaryWriter
 from fashion_lightning.errors import ConfigError
 from fashion_lightning.models import ImageClassifier
 from fashion_lightning.viz import figures
-from fashion_lightning.viz.conv_stages import ConvStages, first_conv, relu_follows
+from fashion_lightning.viz.conv_stages import ConvStages, first_conv, normalises_before_relu
 
 
 class PictureLogger(Callback):
@@ -166,7 +166,7 @@ def first_layer_figure(model: ImageClassifier, image: torch.Tensor) -> Figure:
     stages = ConvStages(conv)(inputs)
     kind = "learned" if conv.weight.requires_grad else "fixed"  # PatchWhitening's are set from the data
     title = f"first convolution of {type(net).__name__}: {kind} filters and feature maps"
-    if not relu_follows(net, conv):
+    if normalises_before_relu(net, conv):
         name = type(net).__name__
         title += f"\n(ReLU and max-pool applied to the convolution as in the notes; {name} normalises first)"
     return figures.conv_stages(image, conv.weight, stages, title)

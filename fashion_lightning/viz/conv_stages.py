@@ -44,9 +44,17 @@ def first_conv(net: nn.Module) -> nn.Conv2d | None:
     return next((module for module in net.modules() if isinstance(module, nn.Conv2d)), None)
 
 
-def relu_follows(net: nn.Module, conv: nn.Conv2d) -> bool:
-    """Whether the module registered right after ``conv`` is a ReLU, as in the notes' nets (ConvBNNet
-    pools and normalises first, so the feature maps drawn by ``ConvStages`` are the notes' order)."""
+NORMALISATIONS = (nn.BatchNorm2d, nn.GroupNorm, nn.InstanceNorm2d, nn.LayerNorm, nn.LocalResponseNorm)
+
+
+def normalises_before_relu(net: nn.Module, conv: nn.Conv2d) -> bool:
+    """Whether a normalisation comes between ``conv`` and the next ReLU (in module order), as in
+    ConvBNNet, so the net's feature maps are not the notes' convolution, ReLU and max-pool that
+    ``ConvStages`` draws. The notes' nets pool before their ReLU, which gives the same maps."""
     modules = list(net.modules())
-    after = modules.index(conv) + 1
-    return after < len(modules) and isinstance(modules[after], nn.ReLU)
+    for module in modules[modules.index(conv) + 1 :]:
+        if isinstance(module, nn.ReLU):
+            return False
+        if isinstance(module, NORMALISATIONS):
+            return True
+    return False
