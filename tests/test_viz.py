@@ -177,10 +177,13 @@ def test_pictures_can_be_turned_off(tmp_path, tiny_data):
     assert images_by_tag(tmp_path / "version_0") == {}
 
 
-def test_pictures_every_5_epochs_and_after_the_last_by_default(tmp_path, tiny_data):
-    fit(tmp_path, *tiny_fashion(tiny_data), "--trainer.max_epochs=6")
+@pytest.mark.parametrize("config, steps", [("baseline", [50, 60]), ("fast", [60])])
+def test_pictures_every_5_epochs_by_default_10_in_fast_yaml_and_after_the_last(
+    tmp_path, tiny_data, config, steps
+):
+    fit(tmp_path, *tiny_fashion(tiny_data), "--trainer.max_epochs=6", config=config)
     images = images_by_tag(tmp_path / "version_0")
-    assert [event.step for event in images["val/predictions"]] == [50, 60]
+    assert [event.step for event in images["val/predictions"]] == steps
 
 
 def test_pictures_do_not_change_training(tmp_path, tiny_data):
