@@ -27,8 +27,10 @@ class GracefulStop(Callback):
     """On SIGINT or SIGTERM, finish the current training step, write ``last.ckpt`` and stop.
 
     The signal only sets a flag; the checkpoint is written between two steps, where the weights,
-    optimizer, loop and random states all agree, so resuming from it is exact. A second Ctrl+C
-    stops at once, without a checkpoint.
+    optimizer, loop and random states all agree, so resuming from it is exact. After an epoch's last
+    step, the stop waits for the epoch's end (its figures, validation and checkpoints) and the next
+    epoch's first step; after the fit's last step, the fit ends whole. A second Ctrl+C stops at once,
+    without a checkpoint.
     """
 
     def __init__(self) -> None:
@@ -56,11 +58,20 @@ class GracefulStop(Callback):
         last_of_epoch = batch_idx + 1 == trainer.num_training_batches
         if (batch_idx + 1) % trainer.accumulate_grad_batches and not last_of_epoch:
             return  # gradients gathered over micro-batches are not in a checkpoint: wait for the step
+        # Not after an epoch's last step: Lightning resumes a checkpoint written there with the next epoch,
+        # losing this one's end (its training figures, validation and checkpoints). The stop comes after
+        # the next step; after the fit's last step, the fit ends whole.
+        if not last_of_epoch and self._agreed(trainer):
+            self._stop(trainer)
+
+    def _agreed(self, trainer: Trainer) -> bool:
+        """Whether to stop: every rank must stop at the same step, even if one got the signal."""
         received = self._received is not None
-        if trainer.world_size > 1:  # every rank must stop at the same step, even if one got the signal
+        if trainer.world_size > 1:
             received = trainer.strategy.reduce_boolean_decision(received, all=False)
-        if not received:
-            return
+        return received
+
+    def _stop(self, trainer: Trainer) -> None:
         if trainer.checkpoint_callback:
             folder = Path(trainer.checkpoint_callback.dirpath)
         else:  # checkpointing off: where a run's checkpoints go, so that --ckpt_path last finds it

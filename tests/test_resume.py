@@ -319,6 +319,30 @@ def test_a_run_without_checkpointing_stopped_by_a_signal_resumes_with_last(unint
     assert all(torch.equal(weights[name], value) for name, value in uninterrupted["weights"].items())
 
 
+@pytest.mark.parametrize("step", [9, 19], ids=["epoch 1", "epoch 2"])
+def test_a_stop_asked_during_an_epochs_last_step_waits_for_the_epochs_end(step, uninterrupted, tmp_path):
+    """Lightning resumes a checkpoint written right after an epoch's last step with the next epoch,
+    which would lose the epoch's training figures, validation and checkpoints: the stop comes after the
+    next epoch's first step instead, and the resumed run ends as the uninterrupted one."""
+    root = tmp_path / "runs"
+    with pytest.raises(Stopped):
+        fit(uninterrupted["data_dir"], root, callbacks=[SignalAt(step)])
+    assert torch.load(root / LAST_CKPT, weights_only=True)["global_step"] == step + 2
+    resumed = fit(uninterrupted["data_dir"], root, "--ckpt_path=last")
+    weights = resumed.model.state_dict()
+    assert all(torch.equal(weights[name], value) for name, value in uninterrupted["weights"].items())
+    assert epoch_curves(root / "version_0") == uninterrupted["curves"]
+
+
+def test_a_stop_asked_during_the_fits_last_step_lets_the_fit_end_whole(uninterrupted, tmp_path):
+    root = tmp_path / "runs"
+    run = fit(uninterrupted["data_dir"], root, callbacks=[SignalAt(29)])
+    assert torch.load(root / LAST_CKPT, weights_only=True)["global_step"] == run.trainer.global_step == 30
+    weights = run.model.state_dict()
+    assert all(torch.equal(weights[name], value) for name, value in uninterrupted["weights"].items())
+    assert epoch_curves(root / "version_0") == uninterrupted["curves"]
+
+
 EMA = ["--weight_averaging=EMAWeightAveraging", "--weight_averaging.decay=0.8"]
 
 
