@@ -112,6 +112,9 @@ class ConvBeforePool(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(F.pad(x, self.sides), self.weight, self.bias)
 
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, padded (left, right, top, bottom)={tuple(self.sides)}"
+
 
 class ConvBNNet(nn.Module):
     """A VGG-style net with batch norm, stronger than the notes' nets at a few times their cost.
