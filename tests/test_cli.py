@@ -449,7 +449,8 @@ def test_predict_returns_class_probabilities(trained):
         ([], "test scores a trained model: give --ckpt_path, a .ckpt file or last/best for the latest run"),
     ],
 )
-def test_missing_checkpoints_end_with_a_clear_message(extra, message, tiny_data, tmp_path):
+def test_missing_checkpoints_end_with_a_clear_message(extra, message, tiny_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # `.` holds no checkpoint, wherever the tests run from
     args = ["test", *config_args("dropout"), *data_args(tiny_data)]
     with pytest.raises(SystemExit) as exit_info:
         main([*args, f"--trainer.default_root_dir={tmp_path}", *extra])
