@@ -424,3 +424,21 @@ def test_a_study_resumed_with_other_choices_is_refused_in_one_line(tiny_data, tm
     )
     assert "Traceback" not in capsys.readouterr().err
     assert len(load(f"sqlite:///{root / 'study.db'}").trials) == 1, "no trial started"
+
+
+def test_a_seeded_sweep_in_threads_gives_each_trial_the_values_of_its_number(tmp_path):
+    """``study.optimize(n_jobs=4)`` runs trials in threads of one process: each draws from its own
+    ``(seed, trial number)``, as one worker's trials do, not from another running trial's generator."""
+
+    def objective(trial: optuna.Trial) -> float:
+        first = trial.suggest_float("lr", 1e-4, 1.0, log=True)
+        time.sleep(0.01)  # the other threads start their trials meanwhile
+        return first + trial.suggest_int("width", 8, 256)
+
+    def values(n_jobs: int) -> dict[int, dict]:
+        storage = f"sqlite:///{tmp_path / f'{n_jobs}.db'}"
+        study = open_study(storage, "threads", "maximize", "none", heartbeat=60, seed=7)
+        study.optimize(objective, n_trials=8, n_jobs=n_jobs)
+        return {trial.number: trial.params for trial in study.trials}
+
+    assert values(n_jobs=4) == values(n_jobs=1)

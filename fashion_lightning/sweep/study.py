@@ -84,32 +84,34 @@ class SeededByTrial(optuna.samplers.BaseSampler):
     ``TPESampler(seed)`` a process would draw the same values again in a resumed sweep and in every
     worker; the storage numbers trials once across workers, so each trial draws its own, and one
     worker's sweep is the same every time, also resumed between trials (a trial stopped midway is
-    queued again under a new number, and the trials after it draw other values)."""
+    queued again under a new number, and the trials after it draw other values). Trials run at once
+    in threads (``study.optimize(n_jobs=N)``) each draw from their own."""
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
-        self.tpe = optuna.samplers.TPESampler(seed=seed)
+        # one sampler per running trial: `study.optimize(n_jobs=N)` runs N trials at once, in threads
+        self.by_trial: dict[int, optuna.samplers.TPESampler] = {}
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         seed = np.random.SeedSequence([self.seed, trial.number]).generate_state(1)[0]
-        self.tpe = optuna.samplers.TPESampler(seed=int(seed))
-        self.tpe.before_trial(study, trial)
+        self.by_trial[trial.number] = optuna.samplers.TPESampler(seed=int(seed))
+        self.by_trial[trial.number].before_trial(study, trial)
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict:
-        return self.tpe.infer_relative_search_space(study, trial)
+        return self.by_trial[trial.number].infer_relative_search_space(study, trial)
 
     def sample_relative(self, study: optuna.Study, trial: FrozenTrial, search_space: dict) -> dict:
-        return self.tpe.sample_relative(study, trial, search_space)
+        return self.by_trial[trial.number].sample_relative(study, trial, search_space)
 
     def sample_independent(
         self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
     ) -> Any:
-        return self.tpe.sample_independent(study, trial, param_name, param_distribution)
+        return self.by_trial[trial.number].sample_independent(study, trial, param_name, param_distribution)
 
     def after_trial(
         self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
     ) -> None:
-        self.tpe.after_trial(study, trial, state, values)
+        self.by_trial.pop(trial.number).after_trial(study, trial, state, values)
 
 
 class PruneAndRecord(PyTorchLightningPruningCallback):
