@@ -54,13 +54,21 @@ def stop_at_once(signum: int, frame) -> None:
     is raised at once, wherever it comes."""
     global _received
     if os.getpid() != _installed_by:
-        # a DataLoader worker forked from this process: the process stops it, as it stops; ended by the
-        # signal (a terminal's Ctrl+C reaches them all), a worker died with batches unsent, and torch
-        # raised in the process wherever it stood
+        # a DataLoader worker forked from this process, not yet in a group of its own
+        # (own_process_group): the process stops it as it stops
         return
     again, _received = _received is not None, signum
     if again or not _between_batches:
         raise Interrupted(signum)
+
+
+def own_process_group(worker_id: int) -> None:
+    """A DataLoader's ``worker_init_fn``: the worker leaves the process group, so that Ctrl+C in a terminal
+    and a job scheduler's SIGTERM to the group reach the main process alone, which stops its workers as
+    it stops. Killed by the signal (torch's SIGTERM handler in a worker kills it so unless its parent
+    sent it), a worker died with batches unsent, and torch raised that in the main process wherever it
+    stood, even in the loader's clean-up."""
+    os.setpgid(0, 0)
 
 
 def raise_if_stopped() -> None:
@@ -80,7 +88,7 @@ def stops_between_batches() -> Iterator[None]:
     try:
         yield
     except Exception:
-        if _received is not None:  # the workers stopped too (a terminal's Ctrl+C reaches them all)
+        if _received is not None:  # a worker signalled too, before it left the process group
             raise Interrupted(_received) from None
         raise
     finally:

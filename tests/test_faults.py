@@ -357,28 +357,89 @@ def test_sigterm_dropped_as_a_streamed_folders_workers_start_stops_the_fit_befor
     assert not list((tmp_path / "runs").glob("version_*")), "no run folder is left for a run that never began"
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl+C"])
-def test_a_signal_to_the_whole_process_group_while_workers_decode_stops_in_one_line(signum, tmp_path):
-    """A terminal's Ctrl+C (and a job scheduler's SIGTERM) reaches the decoding workers too: they end,
-    and what the main process then meets receiving their batches is the stop, not a traceback."""
-    root = write_shapes(tmp_path / "photos", per_class=600)
+def _image_folder_fit(root: Path, tmp_path: Path, *extra: str) -> list[str]:
     command = [str(Path(sys.executable).parent / "fashion-lightning"), "fit", *SETTINGS]
     command += [f"--data.source={ImageFolder.__module__}.ImageFolder", f"--data.source.root={root}"]
     command += ["--data.source.size=28", "--data.source.workers=2", f"--data.source.cache_dir={tmp_path}"]
-    command += [f"--trainer.default_root_dir={tmp_path / 'runs'}"]
+    return command + [f"--trainer.default_root_dir={tmp_path / 'runs'}", *extra]
+
+
+def _children(pid: int) -> set[int]:
+    return {
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    }
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _signal_the_group_and_wait(process: subprocess.Popen, signum: int, workers: set[int]) -> str:
+    """What the command printed to stderr, once it ended and its ``workers`` did."""
+    os.killpg(process.pid, signum)
+    _, stderr = process.communicate(timeout=120)
+    deadline = time.monotonic() + 30
+    while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_running(pid) for pid in workers), "the command's DataLoader workers outlived it"
+    return stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl+C"])
+def test_a_signal_to_the_whole_process_group_while_workers_decode_stops_in_one_line(signum, tmp_path):
+    """A terminal's Ctrl+C (and a job scheduler's SIGTERM) goes to the whole process group. The workers
+    leave it, and the main process stops them as it stops: killed by the signal, they raised in the
+    main process wherever it stood, even in a loader's clean-up ("Exception ignored", a traceback)."""
+    root = write_shapes(tmp_path / "photos", per_class=600)
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        _image_folder_fit(root, tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     for line in process.stdout:
         if line.startswith("ImageFolder: decoding"):
             break
     time.sleep(0.2)  # the workers at work
-    os.killpg(process.pid, signum)
-    _, stderr = process.communicate(timeout=120)
+    stderr = _signal_the_group_and_wait(process, signum, _children(process.pid))
     assert process.returncode == 128 + signum, stderr[-2000:]
     assert stderr.rstrip().endswith(f"{signal.Signals(signum).name} received: stopped"), stderr[-2000:]
     assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr[-2000:]
     assert not list((tmp_path / "runs").glob("version_*")), "no run folder is left for a run that never began"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl+C"])
+def test_a_signal_to_the_whole_process_group_while_workers_stream_batches_stops_with_a_checkpoint(
+    signum, tmp_path
+):
+    """Training from a folder streamed by workers, a SIGTERM to the group killed them, and the fit
+    ended in torch's "DataLoader worker is killed by signal" (3 runs of 6), or stopped with a traceback."""
+    root = write_shapes(tmp_path / "photos", per_class=300)
+    streamed = ["--data.source.max_memory_mb=0.001", "--data.num_workers=2", "--trainer.max_epochs=50"]
+    process = subprocess.Popen(
+        _image_folder_fit(root, tmp_path, *streamed),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "runs").glob("version_*/checkpoints/*.ckpt")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers = _children(process.pid)
+    assert workers, "the fit reads its batches with worker processes"
+    stderr = _signal_the_group_and_wait(process, signum, workers)
+    assert process.returncode == 128 + signum, stderr[-2000:]
+    last_line = stderr.rstrip().splitlines()[-1]
+    assert last_line.startswith(f"{signal.Signals(signum).name} received: stopped after step"), stderr[-2000:]
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr[-2000:]
+    assert (tmp_path / "runs/version_0/checkpoints/last.ckpt").is_file()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl+C"])

@@ -12,6 +12,7 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from fashion_lightning.errors import ConfigError
+from fashion_lightning.stop_signals import own_process_group
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -154,6 +155,7 @@ class StreamedBatches(EpochBatches):
             batch_sampler=[index.tolist() for index in order.split(sizes)],
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
+            worker_init_fn=own_process_group,
             generator=torch.Generator().manual_seed(seed),
         )
         yield from loader

@@ -20,6 +20,7 @@ from fashion_lightning.data.mnist_family import FashionMNIST
 from fashion_lightning.data.photos import load_photos
 from fashion_lightning.data.source import DataError, ImageSource, LabelledImages
 from fashion_lightning.errors import ConfigError
+from fashion_lightning.stop_signals import own_process_group
 
 STATS_SAMPLE = 10_000  # images of a streamed split that its mean and std are measured on
 STATS_CHUNK_PIXELS = 1 << 22
@@ -178,7 +179,13 @@ class ImageDataModule(LightningDataModule):
         # the workers' seeds from a generator of its own: drawn from torch's global one, they would change
         # the net's initial weights (made after this) for a streamed split only
         subset = Subset(train, _seeded_order(len(train))[:count].tolist())
-        loader = DataLoader(subset, batch_size=256, num_workers=self._workers(), generator=torch.Generator())
+        loader = DataLoader(
+            subset,
+            batch_size=256,
+            num_workers=self._workers(),
+            worker_init_fn=own_process_group,
+            generator=torch.Generator(),
+        )
         return (images for images, _ in loader)
 
     def _setup_predict(self) -> None:

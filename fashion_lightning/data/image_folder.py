@@ -31,7 +31,7 @@ from fashion_lightning.data.batches import usable_cpus
 from fashion_lightning.data.photos import find_images, fit_image, read_image
 from fashion_lightning.data.source import DataError, ImageSource, LabelledImages
 from fashion_lightning.errors import ConfigError
-from fashion_lightning.stop_signals import raise_if_stopped, stops_between_batches
+from fashion_lightning.stop_signals import own_process_group, raise_if_stopped, stops_between_batches
 
 CACHE_VERSION = 3  # raise it when the cache's content or the decoding changes
 DECODE_BATCH = 32  # images a decoding worker hands back at a time
@@ -361,6 +361,7 @@ class ImageFolder(ImageSource):
             batch_size=DECODE_BATCH,
             num_workers=workers,
             collate_fn=_gather,
+            worker_init_fn=own_process_group,
             generator=torch.Generator(),
         )
         with stops_between_batches():  # a SIGTERM stops the decoding between two batches
