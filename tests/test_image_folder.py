@@ -544,14 +544,27 @@ def test_a_two_class_model_predicts_both_classes_a_row(tmp_path):
 
 def test_split_folders_other_than_train_and_test_are_not_taken_for_classes(tmp_path):
     root = tmp_path / "photos"
-    write_shapes(root / "Train", per_class=2)
-    write_shapes(root / "val", per_class=1)
-    with pytest.raises(DataError, match=r"has Train/, val/ but not both train/ and test/"):
-        folder_source(root, tmp_path).prepare()
     write_shapes(root / "Test", per_class=1)
+    write_shapes(root / "val", per_class=1)
+    with pytest.raises(DataError, match=r"has Test/, val/ but no train/ beside it"):
+        folder_source(root, tmp_path).prepare()
+    write_shapes(root / "Train", per_class=2)
     with pytest.warns(UserWarning, match=r"only Train/ and Test/ are read, not val/"):
         source = folder_source(root, tmp_path)
         assert (len(source.load(train=True)), len(source.load(train=False))) == (6, 3)
+
+
+@pytest.mark.parametrize("held_out", ["val", "Valid", "validation"])
+def test_a_set_shipped_as_train_and_val_folders_is_tested_on_val(held_out, tmp_path):
+    """Many sets come as train/ and val/: val/ is then what ``test`` scores, and validation during
+    training is held out of train/ (they were refused as folders that would be taken for classes)."""
+    root = tmp_path / "photos"
+    write_shapes(root / "train", per_class=2)
+    write_shapes(root / held_out, per_class=1, seed=1)
+    source = folder_source(root, tmp_path)
+    assert (len(source.load(train=True)), len(source.load(train=False))) == (6, 3)
+    assert {path.parent.parent.name for path in source.image_paths(train=False)} == {held_out}
+    assert {path.parent.parent.name for path in source.image_paths(train=True)} == {"train"}
 
 
 def test_a_cache_inside_the_image_folder_is_not_a_class(tmp_path):

@@ -35,11 +35,12 @@ from fashion_lightning.stop_signals import own_process_group, raise_if_stopped, 
 
 CACHE_VERSION = 3  # raise it when the cache's content or the decoding changes
 DECODE_BATCH = 32  # images a decoding worker hands back at a time
-SPLIT_NAMES = ("train", "test", "val", "valid", "validation")  # folders of a split, not of a class
+# folders of a split, not of a class; without test/, the first of the others present is the test split
+SPLIT_NAMES = ("train", "test", "val", "valid", "validation")
 NAMED_SKIPS = 10  # skipped files a warning names; the rest are counted
 LAYOUT = (
-    "one subfolder of images per class (<root>/<class>/<image>), or train/ and test/ folders of those "
-    "(<root>/train/<class>/<image>, <root>/test/<class>/<image>)"
+    "one subfolder of images per class (<root>/<class>/<image>), or train/ and test/ (or val/) folders of "
+    "those (<root>/train/<class>/<image>, <root>/test/<class>/<image>)"
 )
 
 
@@ -113,17 +114,18 @@ class ImageFiles(Dataset):
 
 class ImageFolder(ImageSource):
     """A folder of one's own images: ``<root>/<class>/<image>``, or ``<root>/train/<class>/<image>``
-    and ``<root>/test/<class>/<image>``. Class names are the subfolders' names, sorted; files and
-    folders whose names start with '.' are left out, and files that are not readable images are
-    skipped with a warning that names them.
+    and ``<root>/test/<class>/<image>``; a set shipped as train/ and val/ has its val/ (or valid/,
+    validation/) taken for test/, as validation is held out of train/ (``data.val_size``). Class names
+    are the subfolders' names, sorted; files and folders whose names start with '.' are left out, and
+    files that are not readable images are skipped with a warning that names them.
 
     Args:
         root: the folder.
         size: (height, width) the images are fitted to, as ``predict`` fits photos (scaled to cover it,
             the centre cut out); one number for a square.
         channels: 1 (grayscale) or 3 (RGB); images of the other kind are converted.
-        test_size: without train/ and test/ folders, about this share of the images is held out for
-            test. A file's split is drawn from a seeded hash of its path alone, so adding or removing
+        test_size: without split folders (train/ and test/), about this share of the images is held
+            out for test. A file's split is drawn from a seeded hash of its path alone, so adding or removing
             images moves no other image between the splits.
         split_seed: the seed of that hold-out.
         cache_dir: where the decoded images are kept; delete it to reclaim the space.
@@ -217,8 +219,9 @@ class ImageFolder(ImageSource):
             raise DataError(f"{root} has no class folders but the cache; give a folder with {LAYOUT}")
         _warn_of_loose_files(root)
         splits = {name.lower(): name for name in top if name.lower() in SPLIT_NAMES}
-        if "train" in splits and "test" in splits:
-            train_dir, test_dir = splits["train"], splits["test"]
+        held_out = [splits[name] for name in SPLIT_NAMES[1:] if name in splits]
+        if "train" in splits and held_out:
+            train_dir, test_dir = splits["train"], held_out[0]
             ignored = sorted(set(top) - {train_dir, test_dir})
             if ignored:
                 rank_zero_warn(
@@ -237,9 +240,9 @@ class ImageFolder(ImageSource):
             train, test = self._files(root, train_dir, classes), self._files(root, test_dir, classes)
         elif splits:
             raise DataError(
-                f"{root} has {', '.join(f'{name}/' for name in splits.values())} but not both train/ and "
-                f"test/, so its folders would be taken for classes: name them train/ and test/ (validation "
-                f"images are held out of train/ by data.val_size), or give a folder with {LAYOUT}"
+                f"{root} has {', '.join(f'{name}/' for name in splits.values())} but no train/ beside it, so "
+                f"its folders would be taken for classes: name them train/ and test/ (validation images are "
+                f"held out of train/ by data.val_size), or give a folder with {LAYOUT}"
             )
         else:
             classes = top
