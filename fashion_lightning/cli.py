@@ -31,6 +31,7 @@ from fashion_lightning.checkpoint_io import (
 from fashion_lightning.config_files import check_syntax, config_files, name_the_file
 from fashion_lightning.cpu_precision import precision_for_this_cpu
 from fashion_lightning.data import DataError, ImageDataModule
+from fashion_lightning.empty_event_files import RemoveEmptyEventFiles
 from fashion_lightning.errors import ConfigError, exit_with, from_worker, raised_inside
 from fashion_lightning.graceful_stop import GracefulStop, Stopped
 from fashion_lightning.model_checkpoint import RunCheckpoint
@@ -358,6 +359,8 @@ class FashionLightningCLI(LightningCLI):
             # (a DummyLogger, as fast_dev_run's, has no folder: the root is the run's)
             folder = writable_folder(trainer.log_dir or trainer.default_root_dir)
             trainer.callbacks.append(RunLock(folder, new_folder=folder == self.new_run_folder))
+        if self.subcommand in ("test", "validate"):  # a fit's new run folder goes whole (RunLock)
+            trainer.callbacks.append(RemoveEmptyEventFiles())
         return trainer
 
     @staticmethod

@@ -350,6 +350,7 @@ def test_a_checkpoint_given_another_data_set_is_refused_naming_both(subcommand, 
     ]
     args += [f"--data.source.root={tiny_data}", "--data.source.download=false", "--data.val_size=40"]
     checkpoint = tmp_path / "runs/version_0/checkpoints/last.ckpt"
+    files = set(tmp_path.rglob("*"))
     with pytest.raises(SystemExit) as exit_info:
         main([*args, f"--trainer.default_root_dir={tmp_path / 'other'}", f"--ckpt_path={checkpoint}", *QUIET])
     message = str(exit_info.value)
@@ -358,6 +359,8 @@ def test_a_checkpoint_given_another_data_set_is_refused_naming_both(subcommand, 
     )
     assert "the data's ['0 - zero'" in message and "config.yaml" in message
     assert "Traceback" not in capsys.readouterr().err
+    # Lightning opens TensorBoard's file before the refusal: it went, as it held nothing
+    assert not [path for path in set(tmp_path.rglob("*")) - files if "tfevents" in path.name]
 
 
 def test_early_stopping_on_a_metric_never_logged_is_one_line(tiny_data, tmp_path, capsys):
