@@ -108,10 +108,11 @@ def main(argv: list[str] | None = None) -> None:
             args.config, settings, space, args.metric, args.direction == "maximize", args.root
         )
         opened = (args.storage, args.study_name, args.direction, args.pruner, args.heartbeat, args.seed)
+        existing = None if args.report else open_study(*opened, make=False)
         if not args.report:
-            check(objective, open_study(*opened, make=False), args)
+            check(objective, existing, args)
         args.root.mkdir(parents=True, exist_ok=True)
-        study = open_study(*opened)
+        study = existing if existing is not None else open_study(*opened)
         if not args.report:
             run_trials(study, objective, args)
         report(study, args)
