@@ -544,11 +544,15 @@ def test_a_two_class_model_predicts_both_classes_a_row(tmp_path):
 
 def test_split_folders_other_than_train_and_test_are_not_taken_for_classes(tmp_path):
     root = tmp_path / "photos"
+    write_shapes(root / "Train", per_class=2)
+    with pytest.raises(DataError, match=r"has Train/ but no test/ \(or val/\) beside it"):
+        folder_source(root, tmp_path).prepare()
+    (root / "Train").rename(tmp_path / "Train")
     write_shapes(root / "Test", per_class=1)
     write_shapes(root / "val", per_class=1)
     with pytest.raises(DataError, match=r"has Test/, val/ but no train/ beside it"):
         folder_source(root, tmp_path).prepare()
-    write_shapes(root / "Train", per_class=2)
+    (tmp_path / "Train").rename(root / "Train")
     with pytest.warns(UserWarning, match=r"only Train/ and Test/ are read, not val/"):
         source = folder_source(root, tmp_path)
         assert (len(source.load(train=True)), len(source.load(train=False))) == (6, 3)

@@ -125,8 +125,8 @@ class ImageFolder(ImageSource):
             the centre cut out); one number for a square.
         channels: 1 (grayscale) or 3 (RGB); images of the other kind are converted.
         test_size: without split folders (train/ and test/), about this share of the images is held
-            out for test. A file's split is drawn from a seeded hash of its path alone, so adding or removing
-            images moves no other image between the splits.
+            out for test. A file's split is drawn from a seeded hash of its path alone, so adding or
+            removing images moves no other image between the splits.
         split_seed: the seed of that hold-out.
         cache_dir: where the decoded images are kept; delete it to reclaim the space.
         max_memory_mb: a split whose decoded images would take more is not cached but read from its
@@ -239,10 +239,11 @@ class ImageFolder(ImageSource):
                 )
             train, test = self._files(root, train_dir, classes), self._files(root, test_dir, classes)
         elif splits:
+            missing = "test/ (or val/)" if "train" in splits else "train/"
             raise DataError(
-                f"{root} has {', '.join(f'{name}/' for name in splits.values())} but no train/ beside it, so "
-                f"its folders would be taken for classes: name them train/ and test/ (validation images are "
-                f"held out of train/ by data.val_size), or give a folder with {LAYOUT}"
+                f"{root} has {', '.join(f'{name}/' for name in splits.values())} but no {missing} beside it, "
+                f"so its folders would be taken for classes: name them train/ and test/ (validation images "
+                f"are held out of train/ by data.val_size), or give a folder with {LAYOUT}"
             )
         else:
             classes = top
