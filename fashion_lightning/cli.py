@@ -359,7 +359,7 @@ class FashionLightningCLI(LightningCLI):
             # (a DummyLogger, as fast_dev_run's, has no folder: the root is the run's)
             folder = writable_folder(trainer.log_dir or trainer.default_root_dir)
             trainer.callbacks.append(RunLock(folder, new_folder=folder == self.new_run_folder))
-        if self.subcommand in ("test", "validate"):  # a fit's new run folder goes whole (RunLock)
+        if self.subcommand in ("test", "validate"):  # a fit has it done by RunLock, with no callback more
             trainer.callbacks.append(RemoveEmptyEventFiles())
         return trainer
 

@@ -20,20 +20,25 @@ class RemoveEmptyEventFiles(Callback):
     may name the file)."""
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
-        if isinstance(exception, OSError) or not trainer.is_global_zero:
-            return
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger) and Path(logger.log_dir).is_dir():
-                writer = logger.experiment
-                writer.flush()
-                # TensorBoard names each file after its host and process
-                mine = f"events.out.tfevents.*.{socket.gethostname()}.{os.getpid()}.*"
-                empty = [path for path in Path(writer.get_logdir()).glob(mine) if _only_the_header(path)]
-                for path in empty:
-                    path.unlink()
-                if empty:  # the folder the logger made for a checkpoint outside any run, say
-                    with contextlib.suppress(OSError):  # not empty: a run's folder
-                        Path(writer.get_logdir()).rmdir()
+        remove_empty_event_files(trainer, exception)
+
+
+def remove_empty_event_files(trainer: Trainer, exception: BaseException) -> None:
+    """``RemoveEmptyEventFiles``'s work, which ``RunLock`` does for a fit (a resumed run's folder)."""
+    if isinstance(exception, OSError) or not trainer.is_global_zero:
+        return
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger) and Path(logger.log_dir).is_dir():
+            writer = logger.experiment
+            writer.flush()
+            # TensorBoard names each file after its host and process
+            mine = f"events.out.tfevents.*.{socket.gethostname()}.{os.getpid()}.*"
+            empty = [path for path in Path(writer.get_logdir()).glob(mine) if _only_the_header(path)]
+            for path in empty:
+                path.unlink()
+            if empty:  # the folder the logger made for a checkpoint outside any run, say
+                with contextlib.suppress(OSError):  # not empty: a run's folder
+                    Path(writer.get_logdir()).rmdir()
 
 
 def _only_the_header(path: Path) -> bool:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from fashion_lightning.empty_event_files import remove_empty_event_files
+
 LOCK = "run.lock"
 
 
@@ -34,7 +36,8 @@ class RunLock(Callback):
     ``new_folder``: the folder was made for this fit. If the fit fails before its first step (but for a
     file system's error) and no checkpoint was written, the folder goes too: it holds nothing to resume
     or look at, and TensorBoard would list it as a run. A fit from another run's checkpoint starts at
-    that checkpoint's step, not at 0.
+    that checkpoint's step, not at 0. A folder that stays loses only the TensorBoard file this process
+    opened, if it holds no event (``remove_empty_event_files``).
     """
 
     def __init__(self, folder: Path, new_folder: bool = False) -> None:
@@ -87,6 +90,8 @@ class RunLock(Callback):
         unused = self.new_folder and not trained and not any(folder.rglob("*.ckpt"))
         if unused and not isinstance(exception, OSError):  # a full disk's message names a file in it
             shutil.rmtree(folder, ignore_errors=True)
+        else:  # a resumed run's folder, say: TensorBoard's file of no events goes
+            remove_empty_event_files(trainer, exception)
 
 
 def describe(holder: dict) -> str:

@@ -338,8 +338,12 @@ def test_predicting_photos_without_a_checkpoint_says_to_give_one(tiny_data, tmp_
         main([*args, f"--data.predict_images={tmp_path / 'photo.png'}", *QUIET])
 
 
-@pytest.mark.parametrize("subcommand", ["fit", "test"])
-def test_a_checkpoint_given_another_data_set_is_refused_naming_both(subcommand, tiny_data, tmp_path, capsys):
+@pytest.mark.parametrize(
+    "subcommand, root", [("fit", "other"), ("fit", "runs"), ("test", "other")], ids=["fit", "resume", "test"]
+)
+def test_a_checkpoint_given_another_data_set_is_refused_naming_both(
+    subcommand, root, tiny_data, tmp_path, capsys
+):
     """A Fashion-MNIST checkpoint resumed or tested on MNIST: one line with both class lists."""
     fit(tiny_data, tmp_path / "runs", "--trainer.max_epochs=1")
     write_tiny_idx(tiny_data, "MNIST")
@@ -352,7 +356,7 @@ def test_a_checkpoint_given_another_data_set_is_refused_naming_both(subcommand, 
     checkpoint = tmp_path / "runs/version_0/checkpoints/last.ckpt"
     files = set(tmp_path.rglob("*"))
     with pytest.raises(SystemExit) as exit_info:
-        main([*args, f"--trainer.default_root_dir={tmp_path / 'other'}", f"--ckpt_path={checkpoint}", *QUIET])
+        main([*args, f"--trainer.default_root_dir={tmp_path / root}", f"--ckpt_path={checkpoint}", *QUIET])
     message = str(exit_info.value)
     assert message.startswith(
         "error: the data does not fit the model: the model's classes are ['T-shirt/top'"
