@@ -27,18 +27,19 @@ def remove_empty_event_files(trainer: Trainer, exception: BaseException) -> None
     """``RemoveEmptyEventFiles``'s work, which ``RunLock`` does for a fit (a resumed run's folder)."""
     if isinstance(exception, OSError) or not trainer.is_global_zero:
         return
+    # TensorBoard names each file after its host and process
+    mine = f"events.out.tfevents.*.{socket.gethostname()}.{os.getpid()}.*"
     for logger in trainer.loggers:
-        if isinstance(logger, TensorBoardLogger) and Path(logger.log_dir).is_dir():
-            writer = logger.experiment
-            writer.flush()
-            # TensorBoard names each file after its host and process
-            mine = f"events.out.tfevents.*.{socket.gethostname()}.{os.getpid()}.*"
-            empty = [path for path in Path(writer.get_logdir()).glob(mine) if _only_the_header(path)]
-            for path in empty:
-                path.unlink()
-            if empty:  # the folder the logger made for a checkpoint outside any run, say
-                with contextlib.suppress(OSError):  # not empty: a run's folder
-                    Path(writer.get_logdir()).rmdir()
+        folder = Path(logger.log_dir) if isinstance(logger, TensorBoardLogger) else None
+        if folder is None or not folder.is_dir():
+            continue
+        logger.experiment.flush()
+        empty = [path for path in folder.glob(mine) if _only_the_header(path)]
+        for path in empty:
+            path.unlink()
+        if empty:  # the folder the logger made for a checkpoint outside any run, say
+            with contextlib.suppress(OSError):  # not empty: a run's folder
+                folder.rmdir()
 
 
 def _only_the_header(path: Path) -> bool:

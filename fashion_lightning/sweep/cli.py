@@ -108,8 +108,9 @@ def main(argv: list[str] | None = None) -> None:
             args.config, settings, space, args.metric, args.direction == "maximize", args.root
         )
         opened = (args.storage, args.study_name, args.direction, args.pruner, args.heartbeat, args.seed)
-        existing = None if args.report else open_study(*opened, make=False)
+        existing = None
         if not args.report:
+            existing = open_study(*opened, make=False)
             check(objective, existing, args)
         args.root.mkdir(parents=True, exist_ok=True)
         study = existing if existing is not None else open_study(*opened)
