@@ -4,6 +4,7 @@ fashion-lightning-viz command, from a checkpoint alone or from a data set's conf
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +24,10 @@ from fashion_lightning.cli import FashionLightningCLI
 from fashion_lightning.data import MNIST, ImageSource, InputContract, LabelledImages
 from fashion_lightning.data.from_config import data_module_from_configs
 from fashion_lightning.models import ConvBNNet, DropoutNet, ImageClassifier
+from fashion_lightning.runs import load_classifier
 from fashion_lightning.viz import PictureLogger, figures
-from fashion_lightning.viz.callback import first_layer_figure
-from fashion_lightning.viz.cli import edge_filters_figure, parse_args, photo_figure
+from fashion_lightning.viz.callback import first_layer_figure, predict
+from fashion_lightning.viz.cli import confusion_figure, edge_filters_figure, parse_args, photo_figure
 from fashion_lightning.viz.cli import main as viz
 from fashion_lightning.viz.conv_stages import (
     edge_filter_layer,
@@ -121,7 +123,7 @@ def run(tmp_path_factory):
     data_dir = write_tiny_fashion_mnist(tmp / "data")
     root = tmp / "runs"
     cli = fit(root, *tiny_fashion(data_dir), "--trainer.max_epochs=3", "--pictures.every_n_epochs=2")
-    cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best", verbose=False)
+    (tested,) = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best", verbose=False)
     best = cli.trainer.checkpoint_callback.best_model_path
     return {
         "data_dir": data_dir,
@@ -130,6 +132,7 @@ def run(tmp_path_factory):
         "run_dir": root / "version_0",
         "best": best,
         "best_step": torch.load(best, weights_only=True)["global_step"],
+        "test_acc": tested["test/acc"],
     }
 
 
@@ -448,6 +451,21 @@ def test_a_checkpoint_that_does_not_record_its_data_set_asks_for_one(run, tmp_pa
         ]
     )
     assert_legible_png(tmp_path / "x.png")
+
+
+def test_checkpoint_pictures_classify_as_test_does_with_the_test_time_views(run):
+    """fast.yaml classifies each test image with its mirror image: the pictures show those answers and
+    the ``test`` command's accuracy, not the net's on the images alone."""
+    figure = confusion_figure(parse_args(["confusion", f"--ckpt_path={run['best']}"]))
+    overall = re.search(r"overall, ([\d.]+)%", " ".join(ax.get_title() for ax in figure.axes))
+    assert overall and float(overall[1]) == pytest.approx(100 * run["test_acc"], abs=0.005)
+    model = load_classifier(run["best"], None)[0]
+    assert model.test_time_augmentation.hflip
+    images = FashionMNIST(run["data_dir"], train=False).data[:, None]
+    shown = predict(model, images)
+    with torch.no_grad():
+        torch.testing.assert_close(shown, model.evaluate(images).softmax(dim=1))
+        assert not torch.allclose(shown, model(images).softmax(dim=1), atol=1e-3)
 
 
 def test_photo_shows_each_step_of_the_conversion_and_the_answer(run, tmp_path):

@@ -144,13 +144,15 @@ def position(trainer: Trainer, pl_module: LightningModule) -> tuple[int, int]:
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-    """Class probabilities in eval mode (dropout off, batch-norm statistics fixed); the mode is restored."""
+def predict(model: ImageClassifier, inputs: torch.Tensor) -> torch.Tensor:
+    """Class probabilities as ``test`` and ``predict`` compute them (with the model's test-time views), in
+    eval mode (dropout off, batch-norm statistics fixed); the mode is restored. So a picture's answers
+    and accuracy are those the commands report."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     try:
-        return model(inputs.to(device)).float().softmax(dim=1).cpu()
+        return model.evaluate(inputs.to(device)).float().softmax(dim=1).cpu()
     finally:
         model.train(was_training)
 
