@@ -119,6 +119,43 @@ def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(step, uninte
     )
 
 
+class CrashInValidationAt(Callback):
+    """Stands for a crash or a kill during the validation after step ``step``."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_validation_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step == self.step and not trainer.sanity_checking:
+            raise Interrupted
+
+
+@pytest.mark.parametrize(
+    ("extra", "crash", "saved_at"),
+    [
+        ([], CrashInValidationAt(10), 5),
+        (["--trainer.check_val_every_n_epoch=2", "--trainer.max_epochs=4"], InterruptAt(12), 10),
+    ],
+    ids=["a crash in the validation after it", "no validation after it, a crash in the next epoch"],
+)
+def test_a_periodic_checkpoint_due_at_an_epochs_last_step_waits_for_the_epochs_end(
+    extra, crash, saved_at, uninterrupted, tmp_path
+):
+    """Lightning resumes a checkpoint written after an epoch's last step, but before the epoch's end, with
+    the next epoch: the epoch's figures and validation would be lost. Step 10 ends epoch 0."""
+    data_dir = uninterrupted["data_dir"]
+    reference = fit(data_dir, tmp_path / "reference", *extra)
+    root = tmp_path / "runs"
+    with pytest.raises(Interrupted):
+        fit(data_dir, root, *extra, callbacks=[crash])
+    assert torch.load(root / LAST_CKPT, weights_only=True)["global_step"] == saved_at
+    resumed = fit(data_dir, root, *extra, "--ckpt_path=last")
+    weights = resumed.model.state_dict()
+    for name, expected in reference.model.state_dict().items():
+        assert torch.equal(weights[name], expected), name
+    assert epoch_curves(root / "version_0") == epoch_curves(tmp_path / "reference" / "version_0")
+
+
 @pytest.mark.parametrize(
     ("extra", "step"),
     [
