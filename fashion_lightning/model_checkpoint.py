@@ -1,5 +1,5 @@
-"""Lightning's ``ModelCheckpoint``, with its state key worked out once and no periodic checkpoint on an
-epoch's last step.
+"""Lightning's ``ModelCheckpoint``, with its state key worked out once, and a periodic checkpoint due
+after an epoch's last step written at the epoch's end.
 
 Lightning names every callback by its ``state_key`` at each hook it calls, several times a training
 step, and ``ModelCheckpoint`` formats its key from its settings each time; the run's two of them (the
@@ -19,23 +19,18 @@ class RunCheckpoint(ModelCheckpoint):
     name Lightning's class as ``ModelCheckpoint``; its key is the one Lightning's class would have, so
     checkpoints written with either resume with the other."""
 
-    _epoch_last_batch: int | None = None  # a periodic checkpoint put off to the epoch's end
-
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         """``every_n_train_steps``' checkpoints; one due after an epoch's last step is written at the
         epoch's end instead (``on_train_epoch_end``). Lightning resumes a checkpoint written before that
         end with the next epoch: a crash in between (in the epoch's validation, say) would lose the
         epoch's figures, validation and checkpoints."""
-        if batch_idx + 1 == trainer.num_training_batches:
-            self._epoch_last_batch = batch_idx
-        else:
+        if batch_idx + 1 != trainer.num_training_batches:
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         super().on_train_epoch_end(trainer, pl_module)
-        if self._epoch_last_batch is not None:  # written now, unless validation's was at this step
-            batch_idx, self._epoch_last_batch = self._epoch_last_batch, None
-            super().on_train_batch_end(trainer, pl_module, None, None, batch_idx)
+        # the last step's periodic checkpoint, unless one was written at this step (validation's, say)
+        super().on_train_batch_end(trainer, pl_module, None, None, trainer.num_training_batches - 1)
 
     @functools.cached_property
     def state_key(self) -> str:
