@@ -480,7 +480,8 @@ def main(args: list[str] | None = None) -> None:
     try:
         FashionLightningCLI(args=args)
     except (Stopped, Interrupted) as stop:
-        print(f"\n{stop}", file=sys.stderr)
+        if getattr(stop, "announces", True):
+            print(f"\n{stop}", file=sys.stderr)
         sys.exit(128 + stop.signum)
     except Exception as err:
         if _is_checkpoint_mismatch(err):

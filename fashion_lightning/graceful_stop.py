@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from fashion_lightning.runs import CHECKPOINTS, LAST
@@ -12,10 +13,11 @@ from fashion_lightning.stop_signals import SIGNALS, raise_if_stopped
 
 
 class Stopped(Exception):
-    """A fit stopped by a signal, after saving ``checkpoint``."""
+    """A fit stopped by a signal, after saving ``checkpoint``. Under DDP every rank stops so; only the
+    first ``announces`` it, as the ranks share one terminal."""
 
-    def __init__(self, signum: int, step: int, checkpoint: Path) -> None:
-        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+    def __init__(self, signum: int, step: int, checkpoint: Path, announces: bool = True) -> None:
+        self.signum, self.step, self.checkpoint, self.announces = signum, step, checkpoint, announces
         name = signal.Signals(signum).name
         super().__init__(
             f"{name} received: stopped after step {step} and saved {checkpoint}. "
@@ -62,7 +64,7 @@ class GracefulStop(Callback):
         # losing this one's end (its training figures, validation and checkpoints). The stop comes after
         # the next step; after the fit's last step, the fit ends whole.
         if not last_of_epoch and self._agreed(trainer):
-            self._stop(trainer)
+            self._stop(trainer, self._signal_received(trainer))
 
     def _agreed(self, trainer: Trainer) -> bool:
         """Whether to stop: every rank must stop at the same step, even if one got the signal."""
@@ -71,14 +73,21 @@ class GracefulStop(Callback):
             received = trainer.strategy.reduce_boolean_decision(received, all=False)
         return received
 
-    def _stop(self, trainer: Trainer) -> None:
+    def _signal_received(self, trainer: Trainer) -> int:
+        """The signal that stops the fit, as one rank got it: ``kill`` may reach a single rank."""
+        if trainer.world_size == 1:
+            return self._received
+        received = torch.tensor(self._received or 0, device=trainer.strategy.root_device)
+        return int(trainer.strategy.reduce(received, reduce_op="max"))
+
+    def _stop(self, trainer: Trainer, signum: int) -> None:
         if trainer.checkpoint_callback:
             folder = Path(trainer.checkpoint_callback.dirpath)
         else:  # checkpointing off: where a run's checkpoints go, so that --ckpt_path last finds it
             folder = Path(trainer.log_dir or trainer.default_root_dir) / CHECKPOINTS
         checkpoint = folder / LAST
-        trainer.save_checkpoint(checkpoint)
-        raise Stopped(self._received or signal.SIGTERM, trainer.global_step, checkpoint)
+        trainer.save_checkpoint(checkpoint, weights_only=False)
+        raise Stopped(signum, trainer.global_step, checkpoint, announces=trainer.is_global_zero)
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         for signum, handler in self._previous.items():
