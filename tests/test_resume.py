@@ -156,6 +156,22 @@ def test_a_periodic_checkpoint_due_at_an_epochs_last_step_waits_for_the_epochs_e
     assert epoch_curves(root / "version_0") == epoch_curves(tmp_path / "reference" / "version_0")
 
 
+def test_a_best_checkpoint_every_n_steps_at_an_epochs_last_step_has_that_epochs_validation_score(
+    uninterrupted, tmp_path
+):
+    """A checkpoint that keeps the best ``val/acc`` every 10 steps (an epoch): each is written at its
+    epoch's end, after the validation, and scored by it. Lightning alone (``ModelCheckpoint`` at the step,
+    putting the save off to a validation) wrote none for epoch 0 and each later one with the score of
+    the validation before."""
+    every_epoch = ["--best_checkpoint.every_n_train_steps=10", "--best_checkpoint.save_top_k=-1"]
+    run = fit(uninterrupted["data_dir"], tmp_path, *every_epoch)
+    saved = sorted(path.name for path in (tmp_path / "version_0/checkpoints").glob("epoch=*.ckpt"))
+    scores = [value for _, value in epoch_curves(tmp_path / "version_0")["val/acc"]]
+    expected = [f"epoch={e}-step={10 * (e + 1)}-val_acc={score:.4f}.ckpt" for e, score in enumerate(scores)]
+    assert saved == expected
+    assert run.trainer.checkpoint_callback.best_model_score == max(scores)
+
+
 @pytest.mark.parametrize(
     ("extra", "step"),
     [
