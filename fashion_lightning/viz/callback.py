@@ -100,7 +100,9 @@ class PictureLogger(Callback):
         images, labels = first_images(trainer, f"{stage}_set", max(self.num_images, self.sample_index + 1))
         if len(images):
             shown, shown_labels = images[: self.num_images], labels[: self.num_images]
-            predicted = predict(pl_module, shown).argmax(dim=1)
+            precision = trainer.precision_plugin  # bf16 autocast, say: the answers the metrics counted
+            with precision.test_step_context() if stage == "test" else precision.val_step_context():
+                predicted = predict(pl_module, shown).argmax(dim=1)
             pictures[f"{stage}/predictions"] = figures.predictions_grid(shown, predicted, shown_labels, names)
         confusion = pl_module.confusion.get(stage)
         if confusion is not None:
