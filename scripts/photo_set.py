@@ -1,7 +1,7 @@
 """Photos as people take them, made from Fashion-MNIST test images, and the model's accuracy on each kind.
 
     python scripts/photo_set.py --ckpt runs/fast/version_0/checkpoints/last.ckpt   # make the set, measure
-    python scripts/photo_set.py --out photo_set --every 10 --no-measure             # only make the set
+    python scripts/photo_set.py --out photo_set --every 10                          # only make the set
 
 Each test image becomes a photo of a garment: the image's intensity is how much of the garment's colour
 covers the background there (so a dark garment on a white page gives back the image, as Fashion-MNIST
