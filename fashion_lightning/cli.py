@@ -352,6 +352,8 @@ class FashionLightningCLI(LightningCLI):
         trainer.callbacks[:] = [c for c in trainer.callbacks if not isinstance(c, unused)]
         if self.subcommand == "fit" and not self._command_config().data.val_size:
             self._without_validation(trainer)
+        if self.subcommand == "fit" and trainer.is_global_zero:
+            self._note_views_never_trained_on()
         if self.subcommand == "fit" and not self._command_config().get("ckpt_path"):
             _refuse_earlier_checkpoints(trainer)
         if self.subcommand == "fit" and trainer.is_global_zero:
@@ -375,6 +377,26 @@ class FashionLightningCLI(LightningCLI):
             print(
                 "note: data.val_size=0 holds no images out for validation, so no best checkpoint is kept "
                 f"(by {', '.join(sorted({c.monitor for c in monitors}))}); last.ckpt is written every epoch",
+                file=sys.stderr,
+            )
+
+    def _note_views_never_trained_on(self) -> None:
+        """Test-time views of a kind training never showed the net (a config's mirror image, kept after
+        turning off training's mirroring for digits, say) cost accuracy rather than add it: said once."""
+        views = getattr(self.model, "test_time_augmentation", None)
+        augment = getattr(self.datamodule, "augment", None)
+        if views is None or augment is None:
+            return
+        unseen = []
+        if views.hflip and not augment.hflip:
+            unseen.append("model.test_time_augmentation.hflip mirrors, but data.augment.hflip is off")
+        if views.shifts and not augment.crop_padding:
+            unseen.append("model.test_time_augmentation.shifts moves, but data.augment.crop_padding is 0")
+        if unseen:
+            print(
+                f"note: {'; '.join(unseen)}: validation, test and predict will average in views the net "
+                "never trained on, which cost accuracy where they change what an image shows (a mirrored "
+                "digit); turn them off with the same settings, or train on them",
                 file=sys.stderr,
             )
 

@@ -600,6 +600,23 @@ def test_a_net_whose_last_maps_are_1x1_trains_on_an_epoch_that_would_end_in_one_
     assert run.trainer.global_step == 5 and run.trainer.current_epoch == 1
 
 
+@pytest.mark.parametrize(
+    ("extra", "unseen"),
+    [
+        (["--data.augment.hflip=false"], ["hflip mirrors, but"]),
+        (["--model.test_time_augmentation.shifts=1"], ["shifts moves, but"]),
+        (["--data.augment.hflip=false", "--model.test_time_augmentation.hflip=false"], []),
+    ],
+    ids=["mirrored views, no mirrored training", "moved views, no moved training", "neither"],
+)
+def test_a_fit_says_once_when_its_test_time_views_are_of_a_kind_it_never_trains_on(
+    extra, unseen, tiny_data, tmp_path, capsys
+):
+    cli("fit", "fast", tiny_data, tmp_path, "--trainer.max_epochs=1", "--pictures.every_n_epochs=0", *extra)
+    notes = [line for line in capsys.readouterr().err.splitlines() if "never trained on" in line]
+    assert len(notes) == min(1, len(unseen)) and all(words in notes[0] for words in unseen), notes
+
+
 def test_a_fit_without_validation_says_once_that_it_keeps_no_best_checkpoint(
     tiny_data, tmp_path, capsys, recwarn
 ):

@@ -448,7 +448,8 @@ def test_real_digits_trained_tested_predicted_and_exported_from_the_cli(tmp_path
         f"--data.source.cache_dir={tmp_path / 'cache'}",
         "--data.source.workers=2",
         "--data.val_size=0.1",
-        "--data.augment.hflip=false",  # a mirrored digit is not that digit
+        "--data.augment.hflip=false",  # a mirrored digit is not that digit: trained on none,
+        "--model.test_time_augmentation.hflip=false",  # and tested on none
         f"--trainer.default_root_dir={tmp_path / 'runs'}",
         *QUIET,
     ]
